@@ -1,0 +1,73 @@
+"""The exception tree. Every error a user can see is one of these and carries a readable sentence.
+
+    MonitorError
+     ├── ConfigError          invalid config file: names the file and the key
+     ├── FetchError           an HTTP request failed (timeout, size, blocked address, status)
+     ├── ParseError           downloaded bytes are not a usable feed / page
+     ├── StoreError           the archive cannot be opened or written
+     ├── SearchQueryError     a malformed full-text query
+     ├── TemplateError        a newsletter template failed: names the template and the line
+     ├── DigestError          a digest action is not allowed (state, guard, empty week)
+     ├── SubscriberError      a bad address or subscriber operation
+     └── MailError            SMTP delivery problems
+
+Each exception's str() is the sentence shown to the user; no traceback is shown for these.
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base class: str(error) is a sentence a user can act on."""
+
+
+class ConfigError(MonitorError):
+    def __init__(self, path: object, key: str, message: str):
+        self.path = str(path)
+        self.key = key
+        self.message = message
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class FetchError(MonitorError):
+    def __init__(self, url: str, message: str):
+        self.url = url
+        self.message = message
+        super().__init__(message)
+
+
+class ParseError(MonitorError):
+    def __init__(self, url: str, message: str):
+        self.url = url
+        self.message = message
+        super().__init__(message)
+
+
+class StoreError(MonitorError):
+    pass
+
+
+class SearchQueryError(MonitorError):
+    pass
+
+
+class TemplateError(MonitorError):
+    def __init__(self, template: str, line: int | None, message: str):
+        self.template = template
+        self.line = line
+        self.message = message
+        where = f"{template}, line {line}" if line else template
+        super().__init__(f"Template error in {where}: {message}")
+
+
+class DigestError(MonitorError):
+    pass
+
+
+class SubscriberError(MonitorError):
+    pass
+
+
+class MailError(MonitorError):
+    pass
