@@ -1,0 +1,41 @@
+"""Test helpers shared by every area: write a real config file based on the bundled config.toml."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def base_config() -> dict:
+    """The production config.toml minus its real sources, pointed at loopback only."""
+    raw = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
+    raw["sources"] = []
+    raw["crawl"].update({"allow_hosts": ["127.0.0.1"], "delay": 0.0, "concurrency_per_host": 8,
+                         "timeout": "5s", "retries": 1, "parse_timeout": "10s"})
+    raw["smtp"].update({"host": "127.0.0.1", "port": 8025, "security": "none", "rate_limit": 0})
+    raw["smtp"].pop("user", None)
+    raw["web"]["base_url"] = "http://127.0.0.1:8080"
+    raw["digest"]["base_url"] = "http://127.0.0.1:8080"
+    return raw
+
+
+def write_config(directory: Path, sources: list[dict] | None = None, **sections: dict) -> Path:
+    """Write config.toml into directory; keyword arguments update whole sections by key."""
+    raw = copy.deepcopy(base_config())
+    raw["sources"] = sources or []
+    for name, values in sections.items():
+        if isinstance(values, dict) and isinstance(raw.get(name), dict):
+            raw[name].update(values)
+        else:
+            raw[name] = values
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "config.toml"
+    path.write_text(tomli_w.dumps(raw), encoding="utf-8")
+    return path
