@@ -118,3 +118,130 @@ def m002_full_text_index(db: sqlite_utils.Database) -> None:
     if "items_fts" not in db.table_names():
         db["items"].enable_fts(["title", "summary", "text"], tokenize="unicode61 remove_diacritics 2",
                                create_triggers=True)
+
+
+@migration
+def m500_web_accounts(db: sqlite_utils.Database) -> None:
+    """Web desk (issue 5): accounts, sessions, login attempts, app secrets, saved searches."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS web_users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            email TEXT,
+            password_hash TEXT NOT NULL,       -- argon2id
+            role TEXT NOT NULL CHECK (role IN ('admin', 'curator', 'analyst')),
+            created_at TEXT NOT NULL,
+            password_changed_at TEXT NOT NULL
+        );
+
+        -- Server-side sessions: the cookie carries a random token; only its SHA-256 is stored.
+        CREATE TABLE IF NOT EXISTS web_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES web_users(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            ip TEXT,
+            user_agent TEXT
+        );
+        CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions(user_id);
+        CREATE INDEX IF NOT EXISTS web_sessions_expires ON web_sessions(expires_at);
+
+        -- Failed and successful logins, for rate limiting by username and by client address.
+        CREATE TABLE IF NOT EXISTS web_login_attempts (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL COLLATE NOCASE,
+            ip TEXT NOT NULL,
+            at TEXT NOT NULL,
+            ok INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS web_login_attempts_user ON web_login_attempts(username, at);
+        CREATE INDEX IF NOT EXISTS web_login_attempts_ip ON web_login_attempts(ip, at);
+
+        -- Generated secrets (used when the secret environment variable is not set).
+        CREATE TABLE IF NOT EXISTS web_settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+
+        CREATE TABLE IF NOT EXISTS saved_searches (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES web_users(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            query TEXT NOT NULL,
+            filters TEXT NOT NULL DEFAULT '{}',  -- JSON: regions, topics, languages, sources
+            frequency TEXT NOT NULL CHECK (frequency IN ('daily', 'weekly')),
+            email TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            last_run_at TEXT,                  -- matches fetched after this were mailed
+            last_sent_count INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX IF NOT EXISTS saved_searches_user ON saved_searches(user_id);
+
+        -- Archive search: date filters and weekly charts group on the item's date.
+        CREATE INDEX IF NOT EXISTS items_when ON items(coalesce(published, fetched_at));
+        CREATE INDEX IF NOT EXISTS items_language ON items(language);
+        CREATE INDEX IF NOT EXISTS item_tags_tag_item ON item_tags(kind, tag, item_id);
+        """
+    )
+
+
+@migration
+def m100_digest_tables(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        -- One weekly issue of the digest (see docs/digest.md).
+        CREATE TABLE IF NOT EXISTS digests (
+            id INTEGER PRIMARY KEY,
+            week TEXT NOT NULL UNIQUE,          -- ISO week, e.g. 2026-W49
+            state TEXT NOT NULL DEFAULT 'draft'
+                CHECK (state IN ('draft', 'approved', 'sending', 'sent')),
+            title TEXT NOT NULL,
+            intro TEXT NOT NULL DEFAULT '',     -- editorial, plain text with blank-line paragraphs
+            window_start TEXT NOT NULL,         -- ISO 8601 UTC, stories published from ...
+            window_end TEXT NOT NULL,           -- ... up to (excluded); equals send_at
+            draft_at TEXT NOT NULL,             -- ISO 8601 UTC, when the scheduler drafts it
+            send_at TEXT NOT NULL,              -- ISO 8601 UTC, when an approved issue is sent
+            created_at TEXT NOT NULL,
+            drafted_at TEXT NOT NULL,           -- last (re-)draft
+            updated_at TEXT NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 1,  -- bumped on every change (render cache key)
+            approved_by TEXT,
+            approved_at TEXT,
+            approved_late INTEGER NOT NULL DEFAULT 0,
+            sending_at TEXT,
+            sent_at TEXT,
+            missed_at TEXT                      -- set when send time passed without approval
+        );
+
+        -- The stories of an issue, one per story cluster, in section order.
+        CREATE TABLE IF NOT EXISTS digest_entries (
+            digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+            story INTEGER NOT NULL,             -- coalesce(items.cluster_id, items.id)
+            item_id INTEGER NOT NULL REFERENCES items(id),  -- the item shown (representative)
+            section TEXT NOT NULL,              -- [[digest.sections]] slug
+            position INTEGER NOT NULL,          -- order within the section, from 1
+            included INTEGER NOT NULL,          -- 0: a candidate the curator can include
+            headline TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            score REAL NOT NULL DEFAULT 0,
+            outlets INTEGER NOT NULL DEFAULT 1,
+            manual INTEGER NOT NULL DEFAULT 0,  -- 1 when added or placed by a curator
+            data TEXT NOT NULL DEFAULT '{}',    -- JSON: source, url, published, also reported by, tags
+            PRIMARY KEY (digest_id, story)
+        );
+        CREATE INDEX IF NOT EXISTS digest_entries_order ON digest_entries(digest_id, section, position);
+
+        -- Every curator action, replayed on top of a re-draft so edits survive it.
+        CREATE TABLE IF NOT EXISTS digest_edits (
+            id INTEGER PRIMARY KEY,
+            digest_id INTEGER NOT NULL REFERENCES digests(id) ON DELETE CASCADE,
+            at TEXT NOT NULL,
+            by TEXT NOT NULL,
+            action TEXT NOT NULL,   -- include exclude move section headline summary intro add
+            story INTEGER,          -- the entry acted on (NULL for intro)
+            value TEXT NOT NULL DEFAULT '{}'  -- JSON: the new value(s)
+        );
+        CREATE INDEX IF NOT EXISTS digest_edits_digest ON digest_edits(digest_id, id);
+        """
+    )
