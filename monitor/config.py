@@ -90,6 +90,8 @@ class DigestConfig:
     list_id: str = "weekly.border-monitor.invalid"
     base_url: str = "http://127.0.0.1:8080"
     sections: tuple[DigestSection, ...] = ()
+    templates: Path | None = None  # folder of newsletter templates; None = the bundled ones
+    max_html_bytes: int = 102_000  # Gmail clips larger messages
 
 
 @dataclass(frozen=True)
@@ -381,7 +383,7 @@ def _clock(r: _Reader, name: str, default: str) -> str:
 def _parse_digest(r: _Reader, taxonomy: Any) -> DigestConfig:
     d = DigestConfig()
     r.only({"title", "timezone", "draft_day", "draft_time", "send_day", "send_time", "list_id",
-            "base_url", "sections"})
+            "base_url", "sections", "templates", "max_html_bytes"})
     timezone = r.text("timezone", d.timezone)
     try:
         ZoneInfo(timezone)
@@ -414,7 +416,20 @@ def _parse_digest(r: _Reader, taxonomy: Any) -> DigestConfig:
         draft_day=r.choice("draft_day", WEEKDAYS, d.draft_day), draft_time=_clock(r, "draft_time", d.draft_time),
         send_day=r.choice("send_day", WEEKDAYS, d.send_day), send_time=_clock(r, "send_time", d.send_time),
         list_id=r.text("list_id", d.list_id), base_url=base_url, sections=tuple(sections),
+        templates=_digest_templates(r), max_html_bytes=r.integer("max_html_bytes", d.max_html_bytes, 1000),
     )
+
+
+def _digest_templates(r: _Reader) -> Path | None:
+    value = r.text("templates")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_absolute():
+        path = r.path.resolve().parent / path
+    if not path.is_dir():
+        raise r.fail("templates", f"{str(path)!r} is not a folder of newsletter templates")
+    return path
 
 
 def _parse_smtp(r: _Reader, root: Path) -> SmtpConfig:
