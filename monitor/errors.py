@@ -71,3 +71,19 @@ class SubscriberError(MonitorError):
 
 class MailError(MonitorError):
     pass
+
+
+class WebAccountError(MonitorError):
+    """A web desk account problem: unknown user, weak password, too many sign-in attempts."""
+
+
+class SubscriberImportError(SubscriberError):
+    """A CSV import refused as a whole; .problems lists (row number, message) for each bad row."""
+
+    def __init__(self, path: object, problems: list[tuple[int, str]]):
+        self.path = str(path)
+        self.problems = problems
+        lines = "\n".join(f"  row {row}: {message}" for row, message in problems[:50])
+        more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{self.path}: {len(problems)} bad row(s), nothing was imported:\n"
+                         f"{lines}{more}")

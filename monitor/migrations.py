@@ -245,3 +245,91 @@ def m100_digest_tables(db: sqlite_utils.Database) -> None:
         CREATE INDEX IF NOT EXISTS digest_edits_digest ON digest_edits(digest_id, id);
         """
     )
+
+
+@migration
+def m400_subscribers_outbox(db: sqlite_utils.Database) -> None:
+    """Subscribers and sending (issue 4, parts 3-5); documented in docs/subscribers.md."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS subscribers (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so an old link cannot hit a new row
+            email TEXT NOT NULL UNIQUE,            -- normalised: trimmed, lowercase, IDN domain in Unicode
+            smtp_address TEXT NOT NULL,            -- what goes on the envelope (punycode domain)
+            name TEXT NOT NULL DEFAULT '',
+            organisation TEXT NOT NULL DEFAULT '',
+            language TEXT NOT NULL DEFAULT 'en',
+            regions TEXT NOT NULL DEFAULT '[]',    -- JSON list of region slugs; empty = everything
+            topics TEXT NOT NULL DEFAULT '[]',     -- JSON list of topic slugs; empty = everything
+            status TEXT NOT NULL CHECK (status IN
+                   ('pending', 'active', 'unsubscribed', 'bounced', 'complained')),
+            token_key TEXT NOT NULL UNIQUE,        -- random; what the signed links carry
+            consent_at TEXT NOT NULL,              -- consent record: when,
+            consent_how TEXT NOT NULL,             --   how (web, cli, import:FILE ...),
+            consent_text_version TEXT NOT NULL DEFAULT '',  -- which consent text was shown,
+            consent_ip TEXT,                       --   and for web sign-ups the IP
+            consent_user_agent TEXT,               --   and the user agent
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            unsubscribed_at TEXT,
+            unsubscribe_how TEXT,
+            bounced_at TEXT,
+            bounce_reason TEXT
+        );
+        CREATE INDEX IF NOT EXISTS subscribers_status ON subscribers(status);
+
+        -- Addresses that must never be mailed again (erased or complained): SHA-256 only.
+        CREATE TABLE IF NOT EXISTS suppressions (
+            email_hash TEXT PRIMARY KEY,
+            reason TEXT NOT NULL CHECK (reason IN ('erased', 'complained')),
+            at TEXT NOT NULL
+        );
+
+        -- Confirmation mails sent, for the limit of one per address per 24 hours (hashed address).
+        CREATE TABLE IF NOT EXISTS confirmations (
+            id INTEGER PRIMARY KEY,
+            email_hash TEXT NOT NULL,
+            sent_at TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS confirmations_hash ON confirmations(email_hash, sent_at);
+
+        -- Recipients of an issue frozen at approval: one row per (issue, subscriber).
+        CREATE TABLE IF NOT EXISTS outbox (
+            id INTEGER PRIMARY KEY,
+            issue_id INTEGER NOT NULL,
+            subscriber_id INTEGER,                 -- NULL after the subscriber was erased
+            email TEXT NOT NULL,                   -- smtp address at freeze time ('' once erased)
+            message_id TEXT NOT NULL UNIQUE,       -- the unique key, also the Message-ID header
+            status TEXT NOT NULL CHECK (status IN
+                   ('queued', 'sending', 'sent', 'unknown', 'bounced', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,                  -- a 4xx answer: not before this time
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT,
+            UNIQUE (issue_id, subscriber_id)
+        );
+        CREATE INDEX IF NOT EXISTS outbox_issue_status ON outbox(issue_id, status);
+
+        -- One row per issue whose recipient list was frozen (freezing happens once).
+        CREATE TABLE IF NOT EXISTS outbox_issues (
+            issue_id INTEGER PRIMARY KEY,
+            frozen_at TEXT NOT NULL,
+            recipients INTEGER NOT NULL
+        );
+
+        -- Bounce and complaint reports already applied (by the report's Message-ID).
+        CREATE TABLE IF NOT EXISTS bounce_log (
+            id INTEGER PRIMARY KEY,
+            report_id TEXT NOT NULL,
+            email_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,                    -- hard, soft, complaint
+            status TEXT,                           -- DSN status such as 5.1.1
+            diagnostic TEXT,
+            at TEXT NOT NULL,
+            UNIQUE (report_id, email_hash)
+        );
+        """
+    )
