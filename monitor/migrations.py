@@ -333,3 +333,37 @@ def m400_subscribers_outbox(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migration
+def m300_tagging_clusters(db: sqlite_utils.Database) -> None:
+    """Story clusters (issue 3): one row per cluster, plus the fingerprints and LSH keys that let
+    each ingest batch be matched against the stored window without rebuilding an index."""
+    db.executescript(
+        """
+        -- items.cluster_id = clusters.id = the id of the item that founded the cluster.
+        CREATE TABLE IF NOT EXISTS clusters (
+            id INTEGER PRIMARY KEY,
+            representative_id INTEGER NOT NULL,  -- earliest complete (full-text) item, else earliest
+            size INTEGER NOT NULL,
+            first_at TEXT,                       -- earliest published (or fetched) of its items
+            last_at TEXT
+        );
+        CREATE TABLE IF NOT EXISTS cluster_fingerprints (
+            item_id INTEGER PRIMARY KEY REFERENCES items(id) ON DELETE CASCADE,
+            at REAL NOT NULL,                    -- days since 1970 (published, else fetched)
+            complete INTEGER NOT NULL,
+            relevant INTEGER NOT NULL,
+            text_sig BLOB NOT NULL,              -- MinHash of word 3-shingles (64 x uint32)
+            anchors TEXT NOT NULL,               -- names, numbers, concepts (0x1f-separated)
+            regions TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS cluster_keys (
+            key INTEGER NOT NULL,                -- LSH band hash or anchor hash
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            at REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS cluster_keys_key ON cluster_keys(key, at);
+        CREATE INDEX IF NOT EXISTS cluster_keys_item ON cluster_keys(item_id);
+        """
+    )
