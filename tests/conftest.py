@@ -10,6 +10,7 @@ from tests.helpers import write_config
 
 pytest_plugins = [
     "tests.fixtures_servers",
+    "tests.fixtures_digest",
     "tests.fixtures_web",
 ]
 
