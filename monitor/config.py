@@ -110,6 +110,10 @@ class SmtpConfig:
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
+    max_attempts: int = 6  # tries per recipient on 4xx answers before it is marked failed
+    retry_backoff: float = 60.0  # first wait after a 4xx; doubles on each further attempt
+    ca_file: Path | None = None  # extra CA bundle to trust for STARTTLS/TLS (private relays)
+    confirm_limit: float = 86400.0  # at most one confirmation mail per address in this period
 
 
 @dataclass(frozen=True)
@@ -436,7 +440,8 @@ def _parse_smtp(r: _Reader, root: Path) -> SmtpConfig:
     d = SmtpConfig()
     r.only({"host", "port", "security", "user", "password_env", "from_address", "from_name",
             "reply_to", "unsubscribe_mailto", "rate_limit", "timeout", "dkim_key_file",
-            "dkim_selector", "dkim_domain"})
+            "dkim_selector", "dkim_domain", "max_attempts", "retry_backoff", "ca_file",
+            "confirm_limit"})
     key_file = r.text("dkim_key_file")
     key_path = None
     if key_file:
@@ -455,6 +460,10 @@ def _parse_smtp(r: _Reader, root: Path) -> SmtpConfig:
         reply_to=r.text("reply_to"), unsubscribe_mailto=r.text("unsubscribe_mailto"),
         rate_limit=r.number("rate_limit", d.rate_limit, 0), timeout=r.duration("timeout", d.timeout),
         dkim_key_file=key_path, dkim_selector=dkim_selector, dkim_domain=dkim_domain,
+        max_attempts=r.integer("max_attempts", d.max_attempts, 1),
+        retry_backoff=r.duration("retry_backoff", d.retry_backoff),
+        ca_file=(root / r.text("ca_file")) if r.text("ca_file") else None,
+        confirm_limit=r.duration("confirm_limit", d.confirm_limit),
     )
 
 

@@ -11,6 +11,7 @@ from tests.helpers import write_config
 pytest_plugins = [
     "tests.fixtures_servers",
     "tests.fixtures_digest",
+    "tests.fixtures_mail",
     "tests.fixtures_web",
 ]
 

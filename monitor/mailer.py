@@ -1,0 +1,318 @@
+"""Building mails (headers, MIME, DKIM) and talking SMTP: one reusable, rate-limited connection.
+
+Decides nothing about who gets what: monitor.outbox does. A delivery attempt ends in one of four
+outcomes (sent, temporary, permanent, unknown), so the caller can record it exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import smtplib
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from functools import lru_cache
+from pathlib import Path
+
+import dkim
+
+from monitor.errors import MailError
+
+_POLICY = policy.SMTP.clone(max_line_length=78)
+_POLICY_UTF8 = policy.SMTPUTF8.clone(max_line_length=78)
+# Headers the DKIM signature covers (those absent from a message are skipped by dkimpy).
+DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
+                b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type")
+
+
+def make_message_id(config, kind: str) -> str:
+    domain = config.smtp.from_address.rsplit("@", 1)[1]
+    return f"<{kind}.{secrets.token_hex(10)}@{domain}>"
+
+
+def _needs_utf8(address: str) -> bool:
+    return not address.isascii()
+
+
+def build_message(config, *, to_address: str, to_name: str = "", subject: str, text: str,
+                  html: str | None = None, message_id: str, unsubscribe_url: str | None = None,
+                  unsubscribe_mailto: str | None = None, list_id: bool = False,
+                  date: float | None = None, extra_headers: dict | None = None) -> bytes:
+    """The wire bytes of one mail: multipart/alternative (text first, then HTML) when html is
+    given; List-* headers when list_id; DKIM-signed when `[smtp] dkim_key_file` is set."""
+    smtp = config.smtp
+    utf8 = _needs_utf8(to_address)
+    msg = EmailMessage(policy=_POLICY_UTF8 if utf8 else _POLICY)
+    msg["From"] = formataddr((smtp.from_name, smtp.from_address))
+    local, _, domain = to_address.rpartition("@")
+    msg["To"] = Address(display_name=to_name or "", username=local, domain=domain)
+    if smtp.reply_to:
+        msg["Reply-To"] = smtp.reply_to
+    msg["Subject"] = " ".join(subject.split())  # a title with a newline must not break headers
+    msg["Date"] = formatdate(date, localtime=False)
+    msg["Message-ID"] = message_id
+    msg["MIME-Version"] = "1.0"
+    if list_id:
+        msg["List-Id"] = f"{_quote_phrase(config.digest.title)} <{config.digest.list_id}>"
+        targets = [f"<{u}>" for u in (unsubscribe_url, unsubscribe_mailto) if u]
+        if targets:
+            msg["List-Unsubscribe"] = ", ".join(targets)
+        if unsubscribe_url:
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    for name, value in (extra_headers or {}).items():
+        msg[name] = value
+    # Explicit transfer encodings: the email package would otherwise try both QP and base64.
+    msg.set_content(text, subtype="plain", charset="utf-8", cte=_text_cte(text))
+    if html is not None:
+        msg.add_alternative(html, subtype="html", charset="utf-8", cte="base64")
+    data = msg.as_bytes()
+    signer = _dkim_signer(smtp.dkim_key_file, smtp.dkim_selector, smtp.dkim_domain)
+    if signer is not None:
+        data = signer(data) + data
+    return data
+
+
+def _quote_phrase(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _text_cte(text: str) -> str:
+    if all(len(line) < 900 for line in text.splitlines()):
+        return "7bit" if text.isascii() else "8bit"
+    return "quoted-printable"
+
+
+def _dkim_signer(key_file: Path | None, selector: str | None, domain: str | None):
+    if not key_file:
+        return None
+    key = _read_key(str(key_file))
+    sel, dom = selector.encode("ascii"), domain.encode("idna")
+
+    def sign(data: bytes) -> bytes:
+        try:
+            return dkim.sign(data, sel, dom, key, canonicalize=(b"relaxed", b"relaxed"),
+                             include_headers=list(DKIM_HEADERS))
+        except dkim.DKIMException as exc:
+            raise MailError(f"DKIM signing with {key_file} failed: {exc}.") from exc
+
+    return sign
+
+
+@lru_cache(maxsize=4)
+def _read_key(path: str) -> bytes:
+    try:
+        key = Path(path).read_bytes()
+    except OSError as exc:
+        raise MailError(f"The DKIM key {path} cannot be read ({exc.strerror}).") from None
+    if b"PRIVATE KEY" not in key:
+        raise MailError(f"The DKIM key {path} is not a PEM private key.")
+    return key
+
+
+# -- SMTP -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: str            # sent | temporary | permanent | unknown
+    code: int | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "sent"
+
+    def describe(self) -> str:
+        return f"{self.code} {self.message}".strip() if self.code else self.message
+
+
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
+class SmtpSender:
+    """One SMTP connection, opened on first use, reused for every message, reopened when lost."""
+
+    def __init__(self, smtp_config, *, connect_attempts: int = 3):
+        self.cfg = smtp_config
+        self.connect_attempts = connect_attempts
+        self.conn: smtplib.SMTP | None = None
+        self.connections = 0
+        self._min_interval = 1.0 / smtp_config.rate_limit if smtp_config.rate_limit else 0.0
+        self._next_slot = 0.0
+
+    def __enter__(self) -> SmtpSender:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def where(self) -> str:
+        return f"{self.cfg.host}:{self.cfg.port}"
+
+    def _open(self) -> smtplib.SMTP:
+        cfg = self.cfg
+        context = None
+        if cfg.security in ("tls", "starttls"):
+            context = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
+        last: Exception | None = None
+        for attempt in range(self.connect_attempts):
+            if attempt:
+                time.sleep(min(0.5 * 2 ** attempt, 5))
+            try:
+                if cfg.security == "tls":
+                    conn = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+                else:
+                    conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                conn.ehlo()
+                if cfg.security == "starttls":
+                    if not conn.has_extn("starttls"):
+                        conn.close()
+                        raise MailError(f"The SMTP server {self.where()} does not offer STARTTLS; "
+                                        "set [smtp] security to 'tls' or 'none'.")
+                    conn.starttls(context=context)
+                    conn.ehlo()
+                if cfg.user:
+                    password = os.environ.get(cfg.password_env or "")
+                    if not password:
+                        conn.close()
+                        raise MailError(f"[smtp] user is set but the environment variable "
+                                        f"{cfg.password_env} holding the password is empty.")
+                    conn.login(cfg.user, password)
+                self.connections += 1
+                return conn
+            except smtplib.SMTPAuthenticationError as exc:
+                raise MailError(f"The SMTP server {self.where()} refused the login for "
+                                f"{cfg.user}: {exc.smtp_code} {_text(exc.smtp_error)}.") from None
+            except ssl.SSLError as exc:
+                raise MailError(f"TLS with the SMTP server {self.where()} failed: {exc}.") from None
+            except (OSError, smtplib.SMTPException) as exc:
+                last = exc
+        raise MailError(f"Cannot connect to the SMTP server {self.where()} "
+                        f"({_describe_exc(last)}); nothing more was sent.")
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except OSError:
+                pass
+        self.conn = None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._drop()
+
+    def _throttle(self) -> None:
+        if not self._min_interval:
+            return
+        now = time.monotonic()
+        if now < self._next_slot:
+            time.sleep(self._next_slot - now)
+            now = self._next_slot
+        self._next_slot = now + self._min_interval
+
+    def send(self, to_address: str, data: bytes) -> SendResult:
+        """Deliver one message to one recipient; never raises for the recipient's own problems.
+
+        `unknown` means the connection broke after the whole message was handed over and before
+        the server answered: it may or may not have been accepted. MailError is raised when the
+        server cannot be reached at all or refuses our sender address.
+        """
+        self._throttle()
+        options = ["SMTPUTF8"] if _needs_utf8(to_address) else []
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = self._open()
+            conn = self.conn
+            try:
+                if options and not conn.has_extn("smtputf8"):
+                    return SendResult("permanent", None, "the SMTP server does not support "
+                                      "SMTPUTF8, needed for this non-ASCII address")
+                conn.command_encoding = "utf-8" if options else "ascii"
+                code, resp = conn.mail(self.cfg.from_address, options)
+                if code != 250:
+                    self._reset()
+                    if code >= 500:
+                        raise MailError(f"The SMTP server {self.where()} refused the sender "
+                                        f"{self.cfg.from_address}: {code} {_text(resp)}.")
+                    return _classify(code, resp)
+                code, resp = conn.rcpt(to_address)
+                if code not in (250, 251):
+                    self._reset()
+                    return _classify(code, resp)
+            except (smtplib.SMTPServerDisconnected, OSError) as exc:
+                # Nothing was handed over yet: safe to reconnect and try once more.
+                self._drop()
+                if attempt == 0:
+                    continue
+                return SendResult("temporary", None, f"connection lost ({_describe_exc(exc)})")
+            break
+        try:
+            code, resp = conn.docmd("data")
+            if code != 354:
+                self._reset()
+                return _classify(code, resp)
+            body = _DOT_AT_LINE_START.sub(b"..", data)
+            if not body.endswith(b"\r\n"):
+                body += b"\r\n"
+            conn.send(body + b".\r\n")
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            return SendResult("temporary", None,
+                              f"connection lost before the message was complete ({_describe_exc(exc)})")
+        try:
+            code, resp = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self._drop()
+            return SendResult("unknown", None, "connection lost after the message was handed over, "
+                              f"before the server answered ({_describe_exc(exc)})")
+        if code == 421:
+            self._drop()
+        if code == 250:
+            return SendResult("sent", code, _text(resp))
+        return _classify(code, resp)
+
+    def _reset(self) -> None:
+        try:
+            self.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def send_or_raise(self, to_address: str, data: bytes) -> None:
+        result = self.send(to_address, data)
+        if not result.ok:
+            raise MailError(f"The mail to {to_address} was not accepted by {self.where()}: "
+                            f"{result.describe()}.")
+
+
+def _classify(code: int, resp: bytes) -> SendResult:
+    if code == -1:
+        return SendResult("temporary", None, "the server closed the connection")
+    outcome = "permanent" if 500 <= code < 600 else "temporary"
+    return SendResult(outcome, code, _text(resp))
+
+
+def _text(resp) -> str:
+    if isinstance(resp, bytes):
+        return resp.decode("utf-8", "replace").replace("\n", " ")
+    return str(resp)
+
+
+def _describe_exc(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no answer"
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return str(exc) or type(exc).__name__
