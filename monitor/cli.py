@@ -6,6 +6,7 @@ never as a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -95,3 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: say so in one sentence; the traceback only on request
+        if os.environ.get("MONITOR_DEBUG"):
+            raise
+        click.echo(f"Unexpected error ({type(exc).__name__}: {exc}). This is a bug in the monitor; "
+                   "run again with MONITOR_DEBUG=1 to see the details.", err=True)
+        sys.exit(70)

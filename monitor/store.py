@@ -99,8 +99,12 @@ def mark_attempt(db: sqlite_utils.Database, source: str, at: str | None = None) 
 
 
 def record_source_result(db: sqlite_utils.Database, source: str, error: str | None,
-                         new_items: int, seen_items: int) -> None:
-    """Update a source's health after a crawl: success resets the failure counter."""
+                         new_items: int, seen_items: int, warning: str | None = None) -> None:
+    """Update a source's health after a crawl: success resets the failure counter.
+
+    A warning (the feed was read but is malformed, some article pages failed) is shown as the
+    last error without counting as a failure.
+    """
     at = now_iso()
     week_ago = (datetime.now(UTC) - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with transaction(db):
@@ -117,6 +121,9 @@ def record_source_result(db: sqlite_utils.Database, source: str, error: str | No
                    last_new_items = ?, last_seen_items = ? WHERE name = ?""",
                 [at, new_items, seen_items, source],
             )
+            # A clean run clears the last error (its history stays in fetch_log).
+            db.execute("UPDATE sources SET last_error = ?, last_error_at = ? WHERE name = ?",
+                       [warning, at if warning else None, source])
         db.execute(
             """UPDATE sources SET
                  items_last_7_days = (SELECT count(*) FROM item_sources

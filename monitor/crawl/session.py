@@ -1,0 +1,161 @@
+"""State shared by the spiders of one crawl run: the archive, the worker pool, per-source outcomes.
+
+Runs on the reactor thread only. Items are written in small batches, each its own transaction, so
+a kill -9 loses at most the unwritten batch, which the next crawl fetches again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from monitor import store
+from monitor.config import Config, Source
+from monitor.urls import canonical_url, url_key
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 25
+BATCH_SECONDS = 1.0
+
+
+@dataclass
+class SourceOutcome:
+    name: str
+    new: int = 0
+    seen: int = 0
+    unchanged: bool = False
+    error: str | None = None  # the listing (feed/page/sitemap) failed: a sentence
+    warnings: list[str] = field(default_factory=list)
+    page_errors: int = 0
+    item_ids: list[int] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.name}: failed: {self.error}"
+        parts = [f"{self.new} new", f"{self.seen} already seen"]
+        if self.unchanged:
+            parts = ["unchanged since the last crawl"]
+        if self.page_errors:
+            parts.append(f"{self.page_errors} article page(s) not fetched (stored from the feed)")
+        line = f"{self.name}: " + ", ".join(parts)
+        if self.warnings:
+            line += f" (warning: {self.warnings[0]})"
+        return line
+
+
+class CrawlSession:
+    def __init__(self, config: Config, db, pool, progress=None):
+        self.config = config
+        self.db = db
+        self.pool = pool
+        self.progress = progress
+        self.outcomes: dict[str, SourceOutcome] = {}
+        self._claimed: set[str] = set()
+        self._buffer: list[dict] = []
+        self._last_flush = time.monotonic()
+
+    def outcome(self, source: Source) -> SourceOutcome:
+        return self.outcomes.setdefault(source.name, SourceOutcome(source.name))
+
+    # -- dedupe -----------------------------------------------------------------------------
+
+    @staticmethod
+    def keys_for(*urls: str | None) -> list[str]:
+        keys = []
+        for url in urls:
+            if url:
+                key = url_key(url)
+                if key and key not in keys:
+                    keys.append(key)
+        return keys
+
+    def claim(self, keys: list[str]) -> bool:
+        """True if nobody in this run or the archive has these URLs yet; then they are ours."""
+        if any(k in self._claimed for k in keys):
+            return False
+        if store.known_items(self.db, keys):
+            return False
+        self._claimed.update(keys)
+        return True
+
+    def record_seen_elsewhere(self, source: Source, keys: list[str]) -> None:
+        """An item already archived reached us through another source: remember that source."""
+        known = store.known_items(self.db, keys)
+        if known:
+            item_id = next(iter(known.values()))
+            self.db.execute(
+                "INSERT OR IGNORE INTO item_sources (item_id, source, first_seen) VALUES (?, ?, ?)",
+                [item_id, source.name, store.now_iso()])
+
+    # -- conditional GET ---------------------------------------------------------------------
+
+    def validators(self, url: str) -> dict:
+        return store.http_validators(self.db, url)
+
+    def save_validators(self, url: str, etag: str | None, last_modified: str | None) -> None:
+        store.save_http_validators(self.db, url, etag, last_modified)
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def log_error(self, source: Source, url: str, sentence: str) -> None:
+        store.log_fetch_error(self.db, source.name, url, sentence)
+
+    # -- items -------------------------------------------------------------------------------
+
+    def add_item(self, item: dict) -> None:
+        item["url"] = canonical_url(item["url"]) or item["url"]
+        self._buffer.append(item)
+        if len(self._buffer) >= BATCH_SIZE or time.monotonic() - self._last_flush > BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        batch, self._buffer = self._buffer, []
+        self._last_flush = time.monotonic()
+        results = store.save_items(self.db, batch)
+        new_ids = []
+        for item, (item_id, is_new) in zip(batch, results, strict=True):
+            outcome = self.outcomes.setdefault(item["source"], SourceOutcome(item["source"]))
+            if is_new:
+                outcome.new += 1
+                outcome.item_ids.append(item_id)
+                new_ids.append(item_id)
+            else:
+                outcome.seen += 1
+        self._tag(new_ids + [i for item, (i, new) in zip(batch, results, strict=True)
+                             if not new and item.get("full_text")])
+        if self.progress:
+            self.progress.items_saved(len(batch))
+
+    def _tag(self, item_ids: list[int]) -> None:
+        if not item_ids:
+            return
+        try:
+            from monitor import tagging
+        except ImportError:
+            return
+        process = getattr(tagging, "process_items", None)
+        if process is not None:
+            process(self.db, self.config, item_ids)
+
+    def finish_source(self, source: Source) -> SourceOutcome:
+        self.flush()
+        outcome = self.outcome(source)
+        warning = None
+        if outcome.warnings:
+            warning = outcome.warnings[0]
+        elif outcome.page_errors:
+            warning = (f"{outcome.page_errors} article page(s) could not be fetched; "
+                       "their items were stored from the feed (see fetch_log).")
+        store.record_source_result(self.db, source.name, outcome.error, outcome.new, outcome.seen,
+                                   warning=warning)
+        if self.progress:
+            self.progress.source_done(outcome)
+        return outcome

@@ -1,0 +1,47 @@
+"""Scrapy settings derived from [crawl]: robots.txt, throttling, retries, size and time limits."""
+
+from __future__ import annotations
+
+from monitor.config import CrawlConfig
+
+
+def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
+    return {
+        "BOT_NAME": "border-news-monitor",
+        "USER_AGENT": crawl.user_agent,
+        "ROBOTSTXT_OBEY": crawl.obey_robots,
+        "ROBOTSTXT_USER_AGENT": crawl.user_agent,
+        "CONCURRENT_REQUESTS": crawl.concurrency,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host,
+        "DOWNLOAD_DELAY": crawl.delay,
+        "RANDOMIZE_DOWNLOAD_DELAY": crawl.delay > 0,
+        "DOWNLOAD_TIMEOUT": crawl.timeout,
+        "DNS_TIMEOUT": min(crawl.timeout, 20),
+        "DOWNLOAD_MAXSIZE": crawl.max_bytes,
+        "DOWNLOAD_WARNSIZE": 0,
+        "RETRY_ENABLED": crawl.retries > 0,
+        "RETRY_TIMES": crawl.retries,
+        "RETRY_HTTP_CODES": [500, 502, 503, 504, 522, 524, 408, 429],
+        "REDIRECT_MAX_TIMES": 8,
+        "METAREFRESH_ENABLED": False,
+        "COOKIES_ENABLED": False,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": log_level,
+        "LOG_ENABLED": log_level != "NONE",
+        "DNS_RESOLVER": "monitor.crawl.guard.GuardedResolver",
+        # Only http(s) ever leaves the system.
+        "DOWNLOAD_HANDLERS": {"file": None, "ftp": None, "s3": None, "data": None},
+        "DOWNLOADER_MIDDLEWARES": {
+            "monitor.crawl.guard.GuardRequestMiddleware": 10,
+            "monitor.crawl.middlewares.BackoffMiddleware": 560,
+            "monitor.crawl.guard.GuardResponseMiddleware": 990,
+        },
+        "ITEM_PIPELINES": {"monitor.crawl.pipelines.StorePipeline": 300},
+        "MONITOR_ALLOW_HOSTS": list(crawl.allow_hosts),
+        "HTTPCACHE_ENABLED": False,
+        "AUTOTHROTTLE_ENABLED": False,
+        "REACTOR_THREADPOOL_MAXSIZE": 4,
+        "STATS_DUMP": False,
+        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None},
+        "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
+    }
