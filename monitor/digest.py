@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -245,7 +246,7 @@ def apply_edit(db: Any, config: Config, entries: list[dict], edit: dict) -> list
         entry["included"] = False
     elif action in ("headline", "summary"):
         text = " ".join(str(value.get("text") or "").split()) if action == "headline" else \
-            "\n\n".join(" ".join(p.split()) for p in str(value.get("text") or "").split("\n\n")).strip()
+            paragraphs(value.get("text"))
         if not text:
             raise DigestError(f"The new {action} of story #{story} is empty.")
         limit = MAX_HEADLINE if action == "headline" else MAX_SUMMARY
@@ -256,6 +257,13 @@ def apply_edit(db: Any, config: Config, entries: list[dict], edit: dict) -> list
     else:
         raise DigestError(f"'{action}' is not a digest edit ({', '.join(EDIT_ACTIONS)}).")
     return entries
+
+
+def paragraphs(text: object) -> str:
+    """Curator text: newlines normalised, paragraphs separated by one blank line, spaces collapsed."""
+    value = str(text or "").replace("\r\n", "\n").replace("\r", "\n")
+    parts = (" ".join(p.split()) for p in re.split(r"\n\s*\n", value))
+    return "\n\n".join(p for p in parts if p)
 
 
 def _section_start(config: Config, entries: list[dict], slug: str) -> int:
@@ -282,7 +290,7 @@ def edit_issue(db: Any, config: Config, issue_id: int, by: str, action: str, sto
     value = {k: v for k, v in value.items() if v is not None}
     with transaction(db):
         if action == "intro":
-            text = "\n\n".join(" ".join(p.split()) for p in str(value.get("text", "")).split("\n\n")).strip()
+            text = paragraphs(value.get("text"))
             value = {"text": text}
             db.execute("UPDATE digests SET intro = ? WHERE id = ?", [text, issue_id])
         else:

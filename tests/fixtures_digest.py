@@ -43,10 +43,14 @@ def corpus_articles() -> tuple[dict, ...]:
     """The fundus pages with a title and a body: url, publisher, language, title, body."""
     data = json.loads(FUNDUS.read_text(encoding="utf-8"))
     out = []
+    urls = set()
     for key in sorted(data):
         row = data[key]
         if not row.get("title") or len(row.get("articleBody") or "") < 300:
             continue
+        if canonical_url(row["url"]) in urls:  # two test pages of one article
+            continue
+        urls.add(canonical_url(row["url"]))
         country, file = key.split("/", 1)
         publisher = re.sub(r"_\d{4}_\d{2}_\d{2}\.html\.gz$", "", file).lower()
         out.append({"url": canonical_url(row["url"]), "publisher": publisher,
