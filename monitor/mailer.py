@@ -56,7 +56,7 @@ def build_message(config, *, to_address: str, to_name: str = "", subject: str, t
     if smtp.reply_to:
         msg["Reply-To"] = smtp.reply_to
     msg["Subject"] = " ".join(subject.split())  # a title with a newline must not break headers
-    msg["Date"] = formatdate(date, localtime=False)
+    msg["Date"] = formatdate(date, usegmt=True)
     msg["Message-ID"] = message_id
     msg["MIME-Version"] = "1.0"
     if list_id:

@@ -106,18 +106,22 @@ def unknown_recipients(db, issue_id: int) -> list[dict]:
                          "WHERE issue_id = ? AND status = 'unknown' ORDER BY id", [issue_id]))
 
 
-def resolve_unknown(db, issue_id: int, resend: bool) -> int:
-    """Decide about messages whose delivery is unknown: queue them again, or count them as sent."""
+def resolve_unknown(db, issue_id: int, resend: bool, ids: list[int] | None = None) -> int:
+    """Decide about messages whose delivery is unknown: queue them again (resend=True) or count
+    them as sent without re-sending. ids limits the decision to some outbox rows."""
     now = _stamp()
     if resend:
-        sql = ("UPDATE outbox SET status = 'queued', next_attempt_at = NULL, updated_at = ?, "
-               "last_error = 'delivery was unknown; queued again by decision' "
-               "WHERE issue_id = ? AND status = 'unknown'")
+        sets = ("status = 'queued', next_attempt_at = NULL, "
+                "last_error = 'delivery was unknown; queued again by decision'")
     else:
-        sql = ("UPDATE outbox SET status = 'sent', sent_at = updated_at, updated_at = ?, "
-               "last_error = 'delivery was unknown; counted as sent by decision, not re-sent' "
-               "WHERE issue_id = ? AND status = 'unknown'")
-    return db.execute(sql, [now, issue_id]).rowcount
+        sets = ("status = 'sent', sent_at = updated_at, "
+                "last_error = 'delivery was unknown; counted as sent by decision, not re-sent'")
+    where, params = "issue_id = ? AND status = 'unknown'", [issue_id]
+    if ids is not None:
+        where += f" AND id IN ({', '.join('?' * len(ids))})"
+        params += list(ids)
+    return db.execute(f"UPDATE outbox SET {sets}, updated_at = ? WHERE {where}",
+                      [now, *params]).rowcount
 
 
 # -- the single sender ----------------------------------------------------------------------------
@@ -220,7 +224,8 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
             "'the sender stopped while this message was in flight' "
             "WHERE issue_id = ? AND status = 'sending'", [_stamp(), issue_id]).rowcount
         stats.unknown = stats.recovered_unknown
-        _set_digest_state(db, issue_id, "sending")
+        if state != "sent":  # a re-run after resolve_unknown() leaves a sent issue sent
+            _set_digest_state(db, issue_id, "sending")
         handled = 0
         with SmtpSender(config.smtp) as sender:
             try:
@@ -258,7 +263,7 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
         stats.remaining = db.execute("SELECT count(*) FROM outbox WHERE issue_id = ? AND "
                                      "status IN ('queued', 'sending')", [issue_id]).fetchone()[0]
         stats.unknown = outbox_counts(db, issue_id)["unknown"]
-        if stats.remaining == 0:
+        if stats.remaining == 0 and state != "sent":
             _set_digest_state(db, issue_id, "sent")
     stats.seconds = time.monotonic() - started
     return stats

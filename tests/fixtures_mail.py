@@ -9,6 +9,7 @@ import collections
 import email
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email import policy
 
 import pytest
@@ -172,3 +173,34 @@ def simple_render(config, db, issue_id, subscriber=None, *, test=False):
             + f'<p><a href="{unsub}">Unsubscribe</a> <a href="{prefs}">Preferences</a></p>'
               "</body></html>")
     return SimpleMessage(subject=f"Border Monitor Weekly #{issue_id}", html=html, text=text)
+
+
+def make_issue(db, state: str = "approved", week: str = "2026-W49") -> int:
+    """A digest row in the given state, whatever columns the digest table has (it is not ours)."""
+    columns = list(db.query("PRAGMA table_info(digests)"))
+    values = {}
+    for col in columns:
+        if col["pk"] or not col["notnull"] or col["dflt_value"] is not None:
+            continue
+        values[col["name"]] = "2026-12-04T09:00:00Z" if col["name"].endswith("_at") or col[
+            "name"].startswith("window") else "x"
+    values.update({"week": week, "state": state, "title": "Border Monitor Weekly"})
+    names = ", ".join(values)
+    cursor = db.execute(f"INSERT INTO digests ({names}) VALUES ({', '.join('?' * len(values))})",
+                        list(values.values()))
+    return cursor.lastrowid
+
+
+def add_active(db, config, n: int, prefix: str = "member", **fields) -> list[str]:
+    """n active subscribers member0001@example.org ...; returns their addresses."""
+    from monitor.store import transaction
+    from monitor.subscribers import _insert, validate_candidate
+
+    addresses = [f"{prefix}{i:04d}@example.org" for i in range(n)]
+    now = datetime.now(UTC)
+    consent = {"consent_at": "2026-11-01T10:00:00Z", "consent_how": "test",
+               "consent_text_version": "v1", "consent_ip": None, "consent_user_agent": None}
+    with transaction(db):
+        for address in addresses:
+            _insert(db, validate_candidate(config, address, **fields), "active", consent, now)
+    return addresses
