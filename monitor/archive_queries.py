@@ -1,0 +1,476 @@
+"""Analyst queries over the archive: faceted full-text search, exports, weekly counts, source health.
+
+Shared by the web desk, the JSON API and the CLI; read-only SQL on top of monitor.store (which owns
+the schema and the FTS query syntax). Facet counts are computed over the best FACET_WINDOW matches
+so they stay fast on millions of rows; the total is exact up to COUNT_CAP and shown as "more than"
+beyond it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from markupsafe import Markup, escape
+
+from monitor.errors import SearchQueryError
+from monitor.store import fts_query, get_item
+
+FACET_WINDOW = 2000   # facet counts are over at most this many best-ranked matches
+COUNT_CAP = 10000     # totals above this are reported as "more than 10,000"
+MAX_PER_PAGE = 100
+EXPORT_LIMIT = 10000
+SORTS = ("relevance", "date")
+FACET_KINDS = ("region", "topic", "language", "source")
+_START, _END = "\x02", "\x03"   # snippet markers that cannot occur in stored text
+_WHEN = "coalesce(items.published, items.fetched_at)"
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    q: str = ""
+    regions: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    since: str | None = None       # YYYY-MM-DD, inclusive
+    until: str | None = None       # YYYY-MM-DD, inclusive
+    relevant_only: bool = False
+    sort: str = "relevance"
+    page: int = 1
+    per_page: int = 20
+    fetched_after: str | None = None  # ISO timestamp; used by saved searches, not by the form
+
+    @classmethod
+    def from_mapping(cls, data: Any) -> SearchParams:
+        """From a query string (Starlette QueryParams / MultiDict) or a plain dict of lists."""
+
+        def many(name: str) -> tuple[str, ...]:
+            if hasattr(data, "getlist"):
+                values = data.getlist(name)
+            else:
+                raw = data.get(name, ())
+                values = [raw] if isinstance(raw, str) else list(raw or ())
+            out: list[str] = []
+            for value in values:
+                out.extend(v.strip() for v in str(value).split(",") if v.strip())
+            return tuple(dict.fromkeys(out))[:50]
+
+        def one(name: str) -> str:
+            value = data.get(name)
+            return str(value).strip() if value is not None else ""
+
+        sort = one("sort") or "relevance"
+        if sort not in SORTS:
+            raise SearchQueryError(f"Sort by 'relevance' or 'date', not {sort!r}.")
+        params = cls(
+            q=one("q")[:1000], regions=many("region"), topics=many("topic"),
+            languages=many("language"), sources=many("source"),
+            since=_day(one("since"), "since"), until=_day(one("until"), "until"),
+            relevant_only=one("relevant") in ("1", "true", "on", "yes"), sort=sort,
+            page=_int(one("page"), "page", 1, 1, 10_000),
+            per_page=_int(one("per_page"), "per_page", 20, 1, MAX_PER_PAGE),
+        )
+        if params.since and params.until and params.since > params.until:
+            raise SearchQueryError("The start date is after the end date.")
+        return params
+
+    def query_string(self, **changes: Any) -> str:
+        """URL query for these parameters (with changes), for links such as the pager."""
+        from urllib.parse import urlencode
+
+        p = replace(self, **changes)
+        pairs: list[tuple[str, str]] = []
+        if p.q:
+            pairs.append(("q", p.q))
+        for name, values in (("region", p.regions), ("topic", p.topics),
+                             ("language", p.languages), ("source", p.sources)):
+            pairs.extend((name, v) for v in values)
+        if p.since:
+            pairs.append(("since", p.since))
+        if p.until:
+            pairs.append(("until", p.until))
+        if p.relevant_only:
+            pairs.append(("relevant", "1"))
+        if p.sort != "relevance":
+            pairs.append(("sort", p.sort))
+        if p.page != 1:
+            pairs.append(("page", str(p.page)))
+        if p.per_page != 20:
+            pairs.append(("per_page", str(p.per_page)))
+        return urlencode(pairs)
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _day(text: str, name: str) -> str | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        label = "start" if name == "since" else "end"
+        raise SearchQueryError(f"The {label} date {text!r} is not a date such as 2026-11-30.") from None
+
+
+def _int(text: str, name: str, default: int, low: int, high: int) -> int:
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise SearchQueryError(f"'{name}' must be a whole number, not {text!r}.") from None
+    return max(low, min(high, value))
+
+
+@dataclass
+class SearchResult:
+    params: SearchParams
+    items: list[dict]
+    total: int
+    total_capped: bool                # True when total means "more than COUNT_CAP"
+    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    facet_window: int = 0             # how many matches the facet counts cover
+    fts: str | None = None            # the FTS5 expression actually run
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-min(self.total, COUNT_CAP) // self.params.per_page))
+
+    def as_dict(self) -> dict:
+        return {
+            "params": self.params.as_dict(), "total": self.total, "total_capped": self.total_capped,
+            "facet_window": self.facet_window,
+            "facets": {k: [{"value": v, "count": n} for v, n in rows] for k, rows in self.facets.items()},
+            "items": [{k: v for k, v in item.items() if k != "snippet_html"} for item in self.items],
+        }
+
+
+def _filters(p: SearchParams) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for kind, tags in (("region", p.regions), ("topic", p.topics)):
+        if tags:
+            where.append(f"items.id IN (SELECT item_id FROM item_tags WHERE kind = '{kind}' "
+                         f"AND tag IN ({','.join('?' * len(tags))}))")
+            params.extend(tags)
+    if p.languages:
+        where.append(f"items.language IN ({','.join('?' * len(p.languages))})")
+        params.extend(p.languages)
+    if p.sources:
+        where.append(f"items.source IN ({','.join('?' * len(p.sources))})")
+        params.extend(p.sources)
+    if p.since:
+        where.append(f"{_WHEN} >= ?")
+        params.append(p.since)
+    if p.until:
+        where.append(f"{_WHEN} < ?")
+        params.append((date.fromisoformat(p.until) + timedelta(days=1)).isoformat())
+    if p.relevant_only:
+        where.append("items.relevant = 1")
+    if p.fetched_after:
+        where.append("items.fetched_at > ?")
+        params.append(p.fetched_after)
+    return where, params
+
+
+def _matching_ids(db, p: SearchParams, limit: int, match: str | None) -> list[int]:
+    where, params = _filters(p)
+    if match:
+        order = "items_fts.rank" if p.sort == "relevance" else f"{_WHEN} DESC, items.id DESC"
+        sql = (f"SELECT items.id FROM items_fts JOIN items ON items.id = items_fts.rowid "
+               f"WHERE items_fts MATCH ? {''.join(' AND ' + w for w in where)} "
+               f"ORDER BY {order} LIMIT ?")
+        args = [match, *params, limit]
+    else:
+        sql = (f"SELECT items.id FROM items {'WHERE ' + ' AND '.join(where) if where else ''} "
+               f"ORDER BY {_WHEN} DESC, items.id DESC LIMIT ?")
+        args = [*params, limit]
+    return [row[0] for row in _run(db, sql, args)]
+
+
+def _run(db, sql: str, args: list) -> list:
+    try:
+        return db.execute(sql, args).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "fts5" in str(exc) or "MATCH" in str(exc) or "syntax" in str(exc):
+            raise SearchQueryError(f"The search could not be understood ({exc}).") from None
+        raise
+
+
+def _count(db, p: SearchParams, match: str | None) -> tuple[int, bool]:
+    where, params = _filters(p)
+    if match:
+        inner = (f"SELECT 1 FROM items_fts JOIN items ON items.id = items_fts.rowid "
+                 f"WHERE items_fts MATCH ? {''.join(' AND ' + w for w in where)}")
+        args = [match, *params]
+    else:
+        inner = f"SELECT 1 FROM items {'WHERE ' + ' AND '.join(where) if where else ''}"
+        args = list(params)
+    n = _run(db, f"SELECT count(*) FROM ({inner} LIMIT ?)", [*args, COUNT_CAP + 1])[0][0]
+    return (COUNT_CAP, True) if n > COUNT_CAP else (n, False)
+
+
+def search(db, p: SearchParams, facets: bool = True) -> SearchResult:
+    """One page of results with snippets, the total and facet counts (over the best matches)."""
+    match = fts_query(p.q) if p.q.strip() else None
+    window = max(FACET_WINDOW if facets else 0, p.page * p.per_page)
+    ids = _matching_ids(db, p, window, match)
+    if len(ids) < window:
+        total, capped = len(ids), False
+    else:
+        total, capped = _count(db, p, match)
+    page_ids = ids[(p.page - 1) * p.per_page: p.page * p.per_page]
+    items = _rows(db, page_ids, match)
+    result = SearchResult(p, items, total, capped, fts=match)
+    if facets:
+        facet_ids = ids[:FACET_WINDOW]
+        result.facets = facet_counts(db, facet_ids)
+        result.facet_window = len(facet_ids)
+    return result
+
+
+def _rows(db, ids: list[int], match: str | None) -> list[dict]:
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = {r["id"]: r for r in db.query(
+        f"""SELECT id, url, source, title, summary, language, published, fetched_at, relevant,
+                   cluster_id FROM items WHERE id IN ({marks})""", ids)}
+    snippets: dict[int, str] = {}
+    if match:
+        for rowid, snip in _run(db, f"SELECT rowid, snippet(items_fts, -1, '{_START}', '{_END}', "
+                                    f"' … ', 30) FROM items_fts WHERE items_fts MATCH ? "
+                                    f"AND rowid IN ({marks})", [match, *ids]):
+            snippets[rowid] = snip
+    tags: dict[int, list[dict]] = {}
+    for item_id, kind, tag in db.execute(
+            f"SELECT item_id, kind, tag FROM item_tags WHERE item_id IN ({marks}) "
+            f"ORDER BY kind, score DESC", ids):
+        tags.setdefault(item_id, []).append({"kind": kind, "tag": tag})
+    out = []
+    for item_id in ids:
+        row = rows.get(item_id)
+        if row is None:
+            continue
+        text = snippets.get(item_id) or _plain_snippet(row["summary"])
+        row["snippet"] = text.replace(_START, "").replace(_END, "")
+        row["snippet_html"] = highlight(text)
+        row["tags"] = tags.get(item_id, [])
+        del row["summary"]
+        out.append(row)
+    return out
+
+
+def _plain_snippet(text: str, length: int = 240) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + " …"
+
+
+def highlight(snippet: str) -> Markup:
+    """Escape scraped text, then mark the matched words (the markers are control characters)."""
+    escaped = str(escape(snippet))
+    escaped = escaped.replace(_START, "<mark>").replace(_END, "</mark>")
+    # A snippet cut inside a match would leave an unclosed <mark>.
+    opened = escaped.count("<mark>") - escaped.count("</mark>")
+    return Markup(escaped + "</mark>" * max(0, opened))
+
+
+def facet_counts(db, ids: list[int]) -> dict[str, list[tuple[str, int]]]:
+    facets: dict[str, list[tuple[str, int]]] = {k: [] for k in FACET_KINDS}
+    if not ids:
+        return facets
+    payload = json.dumps(ids)
+    for kind, tag, n in db.execute(
+            "SELECT kind, tag, count(*) AS n FROM item_tags WHERE item_id IN "
+            "(SELECT value FROM json_each(?)) GROUP BY kind, tag ORDER BY n DESC, tag", [payload]):
+        facets[kind].append((tag, n))
+    for column, kind in (("language", "language"), ("source", "source")):
+        facets[kind] = [(v or "unknown", n) for v, n in db.execute(
+            f"SELECT {column}, count(*) AS n FROM items WHERE id IN (SELECT value FROM json_each(?)) "
+            f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT 50", [payload])]
+    return facets
+
+
+# -- exports ------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("id", "published", "source", "language", "title", "url", "regions", "topics",
+                  "relevant", "cluster_id", "snippet")
+
+
+def export_rows(db, p: SearchParams, limit: int = EXPORT_LIMIT) -> list[dict]:
+    """Every matching item (up to limit) in the chosen order, flattened for CSV/JSON."""
+    match = fts_query(p.q) if p.q.strip() else None
+    ids = _matching_ids(db, p, limit, match)
+    out = []
+    for start in range(0, len(ids), 500):
+        for row in _rows(db, ids[start:start + 500], match):
+            out.append({
+                "id": row["id"], "published": row["published"] or row["fetched_at"],
+                "source": row["source"], "language": row["language"], "title": row["title"],
+                "url": row["url"],
+                "regions": [t["tag"] for t in row["tags"] if t["kind"] == "region"],
+                "topics": [t["tag"] for t in row["tags"] if t["kind"] == "topic"],
+                "relevant": row["relevant"], "cluster_id": row["cluster_id"],
+                "snippet": row["snippet"],
+            })
+    return out
+
+
+def to_csv(rows: Iterable[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        values = []
+        for col in EXPORT_COLUMNS:
+            value = row.get(col)
+            if isinstance(value, list):
+                value = ";".join(value)
+            value = "" if value is None else str(value)
+            # Spreadsheets run cells starting with = + - @ as formulas: defuse scraped text.
+            if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                value = "'" + value
+            values.append(value)
+        writer.writerow(values)
+    return buffer.getvalue()
+
+
+# -- weekly counts ------------------------------------------------------------------------------
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None = None,
+                  top: int = 8) -> dict:
+    """Items per ISO week and per region or topic between since and until (inclusive days).
+
+    Returns {"weeks": [monday ISO dates], "series": [{"tag", "counts": [...], "total"}]} with
+    the `top` tags by total; other filters and the text query of p apply too.
+    """
+    if kind not in ("region", "topic"):
+        raise SearchQueryError("Chart by 'region' or 'topic'.")
+    start = week_start(date.fromisoformat(since))
+    end = date.fromisoformat(until)
+    if end < start:
+        raise SearchQueryError("The start date is after the end date.")
+    if (end - start).days > 366 * 10:
+        raise SearchQueryError("Chart at most ten years at a time.")
+    p = replace(p or SearchParams(), since=start.isoformat(), until=end.isoformat())
+    where, params = _filters(p)
+    match = fts_query(p.q) if p.q.strip() else None
+    if match:
+        where.insert(0, "items.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
+        params.insert(0, match)
+    sql = f"""SELECT date({_WHEN}, 'weekday 0', '-6 days') AS week, t.tag, count(*) AS n
+              FROM items JOIN item_tags t ON t.item_id = items.id AND t.kind = ?
+              WHERE {' AND '.join(where)} GROUP BY week, t.tag"""
+    weeks = []
+    day = start
+    while day <= end:
+        weeks.append(day.isoformat())
+        day += timedelta(days=7)
+    index = {w: i for i, w in enumerate(weeks)}
+    series: dict[str, list[int]] = {}
+    for week, tag, n in _run(db, sql, [kind, *params]):
+        if week in index:
+            series.setdefault(tag, [0] * len(weeks))[index[week]] += n
+    ranked = sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:top]
+    return {"kind": kind, "weeks": weeks,
+            "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked]}
+
+
+# -- items --------------------------------------------------------------------------------------
+
+def item_detail(db, config, item_id: int) -> dict | None:
+    """An item with its sources, tags with evidence and labels, and the other items of its story."""
+    if not 0 <= item_id < 2 ** 63:
+        return None
+    item = get_item(db, item_id)
+    if item is None:
+        return None
+    labels = {"region": config.taxonomy.regions, "topic": config.taxonomy.topics}
+    for tag in item["tags"]:
+        cat = labels[tag["kind"]].get(tag["tag"]) if tag["kind"] in labels else None
+        tag["label"] = getattr(cat, "label", None) or tag["tag"]
+        tag["evidence_lines"] = evidence_lines(tag["evidence"])
+    item["cluster"] = []
+    if item.get("cluster_id") is not None:
+        item["cluster"] = list(db.query(
+            f"""SELECT id, title, source, url, language, {_WHEN} AS day FROM items
+                WHERE cluster_id = ? AND id != ? ORDER BY {_WHEN} LIMIT 100""",
+            [item["cluster_id"], item_id]))
+    return item
+
+
+def evidence_lines(evidence: Any) -> list[str]:
+    """Readable lines for stored evidence: 'term' in title (weight 2, nl)."""
+    if isinstance(evidence, str):
+        return [evidence]
+    if isinstance(evidence, Mapping):
+        evidence = [evidence]
+    lines = []
+    for entry in evidence or ():
+        if isinstance(entry, Mapping):
+            term = entry.get("term") or entry.get("terms") or "?"
+            where = entry.get("field") or entry.get("where") or ""
+            extra = ", ".join(f"{k} {entry[k]}" for k in ("weight", "lang") if entry.get(k) is not None)
+            lines.append(f"“{term}” in {where}" + (f" ({extra})" if extra else ""))
+        else:
+            lines.append(str(entry))
+    return lines
+
+
+# -- source health ------------------------------------------------------------------------------
+
+DROP_RATIO = 0.3     # a week below 30% of the previous four weeks' average ...
+DROP_MIN_BASE = 5.0  # ... when that average is at least 5 items a week
+
+
+def source_report(db, now: datetime | None = None, weeks: int = 8) -> list[dict]:
+    """Each configured source's health with weekly volumes (oldest first) and a drop warning."""
+    now = now or datetime.now(UTC)
+    starts = [now - timedelta(days=7 * (weeks - i)) for i in range(weeks + 1)]
+    edges = [s.strftime("%Y-%m-%dT%H:%M:%SZ") for s in starts]
+    volumes: dict[str, list[int]] = {}
+    case = " ".join(f"WHEN first_seen < '{edges[i + 1]}' THEN {i}" for i in range(weeks))
+    for source, bucket, n in db.execute(
+            f"""SELECT source, CASE {case} END AS bucket, count(*) FROM item_sources
+                WHERE first_seen >= ? AND first_seen < ? GROUP BY source, bucket""",
+            [edges[0], edges[-1]]):
+        if bucket is not None:
+            volumes.setdefault(source, [0] * weeks)[bucket] = n
+    report = []
+    for row in db.query("SELECT * FROM sources WHERE configured = 1 ORDER BY name"):
+        weekly = volumes.get(row["name"], [0] * weeks)
+        row["weekly"] = weekly
+        row["week_starts"] = [s.date().isoformat() for s in starts[:-1]]
+        base = sum(weekly[-5:-1]) / 4
+        row["warning"] = None
+        if base >= DROP_MIN_BASE and weekly[-1] < DROP_RATIO * base:
+            row["warning"] = (f"Volume dropped: {weekly[-1]} items in the last 7 days against "
+                              f"{base:.0f} a week before. Check the source's page and selectors.")
+        if row["consecutive_failures"] >= 3:
+            failing = f"Failing: {row['consecutive_failures']} crawls in a row."
+            row["warning"] = f"{failing} {row['warning'] or ''}".strip()
+        row["recent_errors"] = [dict(zip(("url", "error", "at"), r, strict=True)) for r in db.execute(
+            "SELECT url, error, at FROM fetch_log WHERE source = ? ORDER BY at DESC LIMIT 5",
+            [row["name"]])]
+        report.append(row)
+    return report
+
+
+def known_values(db) -> dict[str, list[str]]:
+    """Values offered in filter menus: languages and sources present in the archive."""
+    languages = [r[0] for r in db.execute(
+        "SELECT DISTINCT language FROM items WHERE language IS NOT NULL ORDER BY language")]
+    sources = [r[0] for r in db.execute("SELECT name FROM sources ORDER BY name")]
+    return {"languages": languages, "sources": sources}

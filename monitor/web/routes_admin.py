@@ -1,0 +1,23 @@
+"""Admin pages: source health (last success and error, failures, weekly volume, drop warnings)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from monitor import archive_queries as aq
+from monitor.web.common import get_db, render, require_role
+
+NAV = [("Source health", "/admin/sources", ("admin",))]
+
+
+@require_role("admin")
+def sources_page(request: Request):
+    report = aq.source_report(get_db(request))
+    peak = max([max(r["weekly"]) for r in report] + [1])
+    return render(request, "admin/sources.html", {
+        "report": report, "peak": peak,
+        "warnings": sum(1 for r in report if r["warning"])})
+
+
+routes = [Route("/admin/sources", sources_page, methods=["GET"])]
