@@ -57,6 +57,7 @@ class CrawlSession:
         self.progress = progress
         self.outcomes: dict[str, SourceOutcome] = {}
         self._claimed: set[str] = set()
+        self._also_from: dict[str, set[str]] = {}  # claimed url key -> other sources carrying it
         self._buffer: list[dict] = []
         self._last_flush = time.monotonic()
 
@@ -88,10 +89,17 @@ class CrawlSession:
         """An item already archived reached us through another source: remember that source."""
         known = store.known_items(self.db, keys)
         if known:
-            item_id = next(iter(known.values()))
-            self.db.execute(
-                "INSERT OR IGNORE INTO item_sources (item_id, source, first_seen) VALUES (?, ?, ?)",
-                [item_id, source.name, store.now_iso()])
+            self._add_source(next(iter(known.values())), source.name)
+            return
+        for key in keys:  # claimed earlier in this run and not written yet
+            if key in self._claimed:
+                self._also_from.setdefault(key, set()).add(source.name)
+                return
+
+    def _add_source(self, item_id: int, source_name: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO item_sources (item_id, source, first_seen) VALUES (?, ?, ?)",
+            [item_id, source_name, store.now_iso()])
 
     # -- conditional GET ---------------------------------------------------------------------
 
@@ -120,6 +128,10 @@ class CrawlSession:
         batch, self._buffer = self._buffer, []
         self._last_flush = time.monotonic()
         results = store.save_items(self.db, batch)
+        for item, (item_id, _) in zip(batch, results, strict=True):
+            for key in item.get("url_keys", ()):
+                for other in self._also_from.pop(key, ()):
+                    self._add_source(item_id, other)
         new_ids = []
         for item, (item_id, is_new) in zip(batch, results, strict=True):
             outcome = self.outcomes.setdefault(item["source"], SourceOutcome(item["source"]))

@@ -1,0 +1,147 @@
+"""`monitor crawl` against a real loopback site: items land once, with their article text."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tests.helpers import feed_source, run_monitor, write_config
+from tests.servers import rss
+
+
+def _publish(site, pages, path="/feed.xml", link=lambda i, p: None, etag='"v1"'):
+    items = []
+    for i, page in enumerate(pages):
+        site.add(f"/news/{page['name']}", page["body"], content_type="text/html; charset=utf-8")
+        items.append({"title": page["title"].replace("&", "&amp;").replace("<", "&lt;"),
+                      "link": link(i, page) or site.url(f"/news/{page['name']}"),
+                      "description": "Summary from the feed.",
+                      "pubDate": "Mon, 30 Nov 2026 10:00:00 GMT"})
+    return site.add(path, rss(items), etag=etag)
+
+
+def _rows(config_dir, sql, params=()):
+    conn = sqlite3.connect(config_dir / "data" / "monitor.db")
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def test_crawl_stores_articles_with_extracted_text(tmp_path, site, article_pages):
+    feed = _publish(site, article_pages[:4])
+    config = write_config(tmp_path, sources=[feed_source("fixture", feed)])
+    result = run_monitor(config, "crawl")
+    assert result.returncode == 0, result.stderr
+    assert "fixture: 4 new, 0 already seen" in result.stdout
+    rows = _rows(tmp_path, "SELECT url, title, text, full_text, published FROM items ORDER BY id")
+    assert len(rows) == 4
+    for url, title, text, full_text, published in rows:
+        assert full_text == 1 and len(text) > 300
+        assert published == "2026-11-30T10:00:00Z"
+    # The page's canonical link wins over the loopback address it was fetched from.
+    assert {r[0] for r in rows} >= {p["url"].split("?")[0] for p in article_pages[:1]} or all(
+        r[0].startswith("http") for r in rows)
+
+
+def test_second_crawl_of_an_unchanged_feed_costs_one_request(tmp_path, site, article_pages):
+    feed = _publish(site, article_pages[:3])
+    config = write_config(tmp_path, sources=[feed_source("fixture", feed)])
+    assert run_monitor(config, "crawl").returncode == 0
+    requests_before = len(site.requests)
+    result = run_monitor(config, "crawl")
+    assert "fixture: unchanged since the last crawl" in result.stdout
+    new_requests = [path for path, _ in site.requests[requests_before:] if path != "/robots.txt"]
+    assert new_requests == ["/feed.xml"]
+    assert site.requests[-1][1].get("If-None-Match") == '"v1"'
+
+
+def test_same_article_in_two_feeds_and_url_variants_is_one_row(tmp_path, site, article_pages):
+    page = article_pages[0]
+    site.add(f"/news/{page['name']}", page["body"], content_type="text/html; charset=utf-8")
+    base = site.url(f"/news/{page['name']}")
+    variants = [base + "?utm_source=rss&utm_medium=feed", base + "/", base + "/amp",
+                base + "#comments", base + "?fbclid=abc"]
+    feed_a = site.add("/a.xml", rss([{"title": "A", "link": variants[0]},
+                                     {"title": "A again", "link": variants[1]}]))
+    feed_b = site.add("/b.xml", rss([{"title": "B", "link": v} for v in variants[2:]]))
+    config = write_config(tmp_path, sources=[feed_source("feed-a", feed_a),
+                                             feed_source("feed-b", feed_b)])
+    assert run_monitor(config, "crawl").returncode == 0
+    assert _rows(tmp_path, "SELECT count(*) FROM items") == [(1,)]
+    # Both feeds are remembered as having carried it.
+    assert _rows(tmp_path, "SELECT count(*) FROM item_sources") == [(2,)]
+    # A later crawl that meets the article under its canonical URL adds nothing.
+    canonical = _rows(tmp_path, "SELECT url FROM items")[0][0]
+    feed_c = site.add("/c.xml", rss([{"title": "C", "link": canonical.replace("https://", "http://")}]))
+    config = write_config(tmp_path, sources=[feed_source("feed-c", feed_c)])
+    result = run_monitor(config, "crawl")
+    assert "feed-c: 0 new, 1 already seen" in result.stdout
+    assert _rows(tmp_path, "SELECT count(*) FROM items") == [(1,)]
+
+
+def test_item_whose_page_fails_is_stored_from_its_feed_entry(tmp_path, site):
+    feed = site.add("/feed.xml", rss([
+        {"title": "Pushbacks at the border &lt;b&gt;reported&lt;/b&gt;", "link": site.url("/gone"),
+         "description": "Forty people were pushed back, the NGO said."},
+    ]))
+    config = write_config(tmp_path, sources=[feed_source("fixture", feed)])
+    result = run_monitor(config, "crawl")
+    assert result.returncode == 0
+    assert "1 new" in result.stdout and "not fetched" in result.stdout
+    rows = _rows(tmp_path, "SELECT title, summary, full_text, extract_error FROM items")
+    assert rows == [("Pushbacks at the border reported", "Forty people were pushed back, the NGO said.",
+                     0, "The server answered HTTP 404 (Not Found).")]
+    log = _rows(tmp_path, "SELECT source, url, error FROM fetch_log")
+    assert log == [("fixture", site.url("/gone"), "Article page: The server answered HTTP 404 (Not Found).")]
+
+
+def test_full_text_false_stores_feed_entries_without_fetching_pages(tmp_path, site):
+    feed = site.add("/feed.xml", rss([{"title": f"Entry {i}", "link": site.url(f"/e/{i}")}
+                                      for i in range(5)]))
+    config = write_config(tmp_path, sources=[feed_source("fixture", feed, full_text=False)])
+    assert "5 new" in run_monitor(config, "crawl").stdout
+    assert not [p for p, _ in site.requests if p.startswith("/e/")]
+
+
+def test_listing_page_source_follows_selected_links(tmp_path, site, article_pages):
+    links = []
+    for page in article_pages[:2]:
+        site.add(f"/news/{page['name']}", page["body"], content_type="text/html; charset=utf-8")
+        links.append(f'<article><a href="/news/{page["name"]}">{page["title"]}</a></article>')
+    listing = site.add("/list", "<html><body><nav><a href='/about'>About</a></nav>"
+                       + "".join(links) + "<a href='javascript:alert(1)'>x</a></body></html>",
+                       content_type="text/html; charset=utf-8")
+    config = write_config(tmp_path, sources=[{"name": "listing", "url": listing, "kind": "page",
+                                              "link_selector": "article a"}])
+    result = run_monitor(config, "crawl")
+    assert "listing: 2 new" in result.stdout, result.stdout + result.stderr
+    assert not [p for p, _ in site.requests if p == "/about"]
+
+
+def test_news_sitemap_source(tmp_path, site, article_pages):
+    page = article_pages[1]
+    site.add(f"/news/{page['name']}", page["body"], content_type="text/html; charset=utf-8")
+    sitemap = site.add("/sitemap-news.xml", f"""<?xml version="1.0" encoding="UTF-8"?>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"
+        xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">
+  <url><loc>{site.url('/news/' + page['name'])}</loc>
+    <news:news><news:publication><news:name>Fixture</news:name><news:language>fr</news:language>
+    </news:publication><news:publication_date>2026-11-29T08:00:00+01:00</news:publication_date>
+    <news:title>Titre du sitemap</news:title></news:news></url>
+</urlset>""", content_type="application/xml")
+    config = write_config(tmp_path, sources=[{"name": "sitemap", "url": sitemap, "kind": "sitemap"}])
+    assert "sitemap: 1 new" in run_monitor(config, "crawl").stdout
+    assert _rows(tmp_path, "SELECT title, published, full_text FROM items") == [
+        ("Titre du sitemap", "2026-11-29T07:00:00Z", 1)]
+
+
+def test_crawl_of_one_named_source_and_unknown_source(tmp_path, site):
+    feed = site.add("/feed.xml", rss([{"title": "One", "link": site.url("/e/1")}]))
+    config = write_config(tmp_path, sources=[feed_source("one", feed, full_text=False),
+                                             feed_source("two", site.url("/missing.xml"))])
+    result = run_monitor(config, "crawl", "--source", "one")
+    assert result.returncode == 0
+    assert "one: 1 new" in result.stdout and "two" not in result.stdout
+    result = run_monitor(config, "crawl", "--source", "nope")
+    assert result.returncode == 1
+    assert "Unknown source(s): nope" in result.stderr and "Traceback" not in result.stderr
