@@ -65,7 +65,8 @@ def _register_area_commands() -> None:
     from monitor import cli_ingest
 
     cli_ingest.register(cli)
-    for module_name in ("monitor.cli_tags", "monitor.cli_digest", "monitor.cli_web"):
+    for module_name in ("monitor.cli_tags", "monitor.cli_digest", "monitor.cli_web",
+                        "monitor.cli_subscribers"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError as exc:
