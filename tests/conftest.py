@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures_digest",
     "tests.fixtures_mail",
     "tests.fixtures_web",
+    "tests.fixtures_desk",
 ]
 
 
