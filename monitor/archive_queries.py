@@ -64,6 +64,8 @@ class SearchParams:
 
         def one(name: str) -> str:
             value = data.get(name)
+            if isinstance(value, (list, tuple)):
+                value = value[0] if value else None
             return str(value).strip() if value is not None else ""
 
         sort = one("sort") or "relevance"

@@ -51,7 +51,7 @@ def corpus_documents() -> tuple[dict, ...]:
 
 
 def insert_items(db, count: int, *, seed: int = 1, start: datetime | None = None,
-                 days: int = 84, url_prefix: str = "") -> list[int]:
+                 days: int = 84, url_prefix: str = "", fetched: datetime | None = None) -> list[int]:
     """Insert `count` items (real text, rotating sources, dates, tags, clusters); returns ids."""
     rng = random.Random(seed)
     docs = corpus_documents()
@@ -75,7 +75,8 @@ def insert_items(db, count: int, *, seed: int = 1, start: datetime | None = None
                 """INSERT INTO items (url, source, title, summary, text, language, published,
                                       fetched_at, full_text, relevant)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)""",
-                [url, source, doc["title"], summary, text[:4000], doc["language"], stamp, stamp,
+                [url, source, doc["title"], summary, text[:4000], doc["language"], stamp,
+                 fetched.strftime("%Y-%m-%dT%H:%M:%SZ") if fetched else stamp,
                  int(i % 4 != 3)])
             item_id = cursor.lastrowid
             ids.append(item_id)
