@@ -70,8 +70,12 @@ def corpus_sources() -> list[dict]:
     return list(seen.values())
 
 
-def write_digest_config(tmp_path, sections: list[dict] | None = None, **digest) -> object:
+def write_digest_config(tmp_path, sections: list[dict] | None = None, smtp: dict | None = None,
+                        **digest) -> object:
+    """A config with the corpus publishers as sources; `digest` keys and `smtp` override the bundled."""
     extra = {}
+    if smtp:
+        extra["smtp"] = smtp
     if sections is not None or digest:
         from tests.helpers import base_config
 
