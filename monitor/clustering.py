@@ -1,0 +1,319 @@
+"""Story clusters: near-duplicates (MinHash over word shingles) and the same story across outlets and
+languages (shared names, numbers and taxonomy concepts) within a time window.
+
+`items.cluster_id` is the id of the item that founded the cluster; the `clusters` table names the
+representative (the earliest complete item). The pure part builds fingerprints and links them;
+the SQL part keeps LSH band keys in `cluster_keys` so each ingest batch is matched incrementally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from datasketch import MinHash
+
+from monitor.language import clean, fold, normalise
+
+NUM_PERM = 64
+BANDS = 16
+ROWS = NUM_PERM // BANDS
+MAX_ANCHOR_KEYS = 12
+MAX_CANDIDATES = 60
+TEXT_CHARS = 1200
+_PROTO = MinHash(num_perm=NUM_PERM, seed=20261202)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SENTENCE_END = re.compile(r"[.!?:;»«\"“”„]\s*$")
+# Capitalised words that are not names in several languages (sentence starts are skipped anyway).
+_NOT_NAMES = frozenset(normalise(
+    "The This That These Those There Their They What When Where Which While With From After Before "
+    "Mr Mrs Ms Dr Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March "
+    "April May June July August September October November December De Het Een Le La Les Un Une Des "
+    "Der Die Das Ein Eine Il Lo Gli Una El Los Las Del Και Το Τα Η Ο Οι Των Στο Στη Στην W Na Z Do "
+    "I A U O Et Und En Y E Van Von Di Da Dans Sur Pour Per Con Par Am Im Al Ha Є Pour"
+).split())
+
+
+@dataclass
+class Doc:
+    id: int
+    at: float                  # days since the epoch (published, else fetched)
+    complete: bool             # has the article's full text
+    relevant: bool
+    text_sig: np.ndarray       # MinHash values (uint32) of word 3-shingles
+    anchors: frozenset[str]    # names and numbers, folded; plus "@region:..." / "@topic:..." concepts
+    regions: frozenset[str]
+
+
+def _days(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp() / 86400.0
+
+
+def text_signature(words: list[str]) -> np.ndarray:
+    shingles = [" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))]
+    m = MinHash(num_perm=NUM_PERM, hashfunc=zlib.crc32, permutations=_PROTO.permutations,
+                scheme=_PROTO.scheme)
+    if shingles and shingles[0]:
+        m.update_batch(shingles)
+    return m.hashvalues.astype(np.uint32)
+
+
+def anchors_of(text: str) -> set[str]:
+    """Names (capitalised words not starting a sentence) and numbers: shared across languages."""
+    out = set()
+    prev_end = 0
+    first = True
+    for match in _WORD.finditer(text):
+        word = match.group()
+        gap = text[prev_end:match.start()]
+        prev_end = match.end()
+        sentence_start = first or bool(_SENTENCE_END.search(gap)) or "\n" in gap
+        first = False
+        if word.isdigit():
+            if len(word) >= 2 and not (len(word) == 4 and word[:2] in ("19", "20")):
+                out.add(word.lstrip("0") or "0")
+            continue
+        if sentence_start or not word[0].isupper() or len(word) < 3:
+            continue
+        folded = fold(word)
+        if folded in _NOT_NAMES:
+            continue
+        out.add(folded)
+    return out
+
+
+def make_doc(item_id: int, title: str, summary: str, text: str, *, published: str | None = None,
+             fetched_at: str | None = None, complete: bool = True, relevant: bool = True,
+             regions: frozenset[str] = frozenset(), topics: frozenset[str] = frozenset()) -> Doc:
+    title, summary, text = clean(title), clean(summary), clean((text or "")[: TEXT_CHARS * 2])
+    body = " ".join(x for x in (title, summary, text[:TEXT_CHARS]) if x)
+    words = normalise(body).split()
+    anchors = anchors_of(title) | anchors_of(summary) | anchors_of(text[:TEXT_CHARS])
+    if relevant:
+        anchors |= {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
+    at = _days(published) or _days(fetched_at) or 0.0
+    return Doc(id=item_id, at=at, complete=complete, relevant=relevant,
+               text_sig=text_signature(words), anchors=frozenset(anchors),
+               regions=frozenset(regions) if relevant else frozenset())
+
+
+def doc_from_row(row: dict, result) -> Doc:
+    return make_doc(row["id"], row["title"] or "", row["summary"] or "", row["text"] or "",
+                    published=row.get("published"), fetched_at=row.get("fetched_at"),
+                    complete=bool(row.get("full_text")) and bool(row.get("text")),
+                    relevant=result.relevant, regions=frozenset(result.slugs("region")),
+                    topics=frozenset(result.slugs("topic")))
+
+
+def _anchor_key(anchor: str) -> int:
+    return int.from_bytes(hashlib.blake2b(anchor.encode(), digest_size=7).digest(), "big") | (1 << 60)
+
+
+def keys_of(doc: Doc) -> list[int]:
+    sig = doc.text_sig
+    keys = [hash((b, sig[b * ROWS:(b + 1) * ROWS].tobytes())) for b in range(BANDS)]
+    names = sorted((a for a in doc.anchors if not a.startswith("@")),
+                   key=lambda a: (not a.isdigit(), -len(a), a))[:MAX_ANCHOR_KEYS]
+    keys.extend(_anchor_key(a) for a in names)
+    return keys
+
+
+def text_similarity(a: Doc, b: Doc) -> float:
+    return float(np.count_nonzero(a.text_sig == b.text_sig)) / NUM_PERM
+
+
+def same_story(a: Doc, b: Doc, settings) -> bool:
+    """Near-duplicate text, or (both relevant) the same names, numbers and concepts."""
+    if abs(a.at - b.at) > settings.cluster_window_days:
+        return False
+    if text_similarity(a, b) >= settings.cluster_text_similarity:
+        return True
+    if not (a.relevant and b.relevant):
+        return False
+    if a.regions and b.regions and not (a.regions & b.regions):
+        return False
+    shared = a.anchors & b.anchors
+    names = sum(1 for s in shared if not s.startswith("@"))
+    if names < 2:
+        return False
+    smaller = min(len(a.anchors), len(b.anchors))
+    return len(shared) / smaller >= settings.cluster_anchor_similarity
+
+
+class _UnionFind:
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        parent = self.parent
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(x, x) != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def link_docs(docs: list[Doc], settings) -> dict[int, list[int]]:
+    """Pure: doc id -> ids of the cluster's members, founder (earliest) first."""
+    order = sorted(docs, key=lambda d: (d.at, d.id))
+    postings: dict[int, list[int]] = defaultdict(list)
+    by_pos = order
+    uf = _UnionFind()
+    window = settings.cluster_window_days
+    for pos, doc in enumerate(order):
+        counts: dict[int, int] = defaultdict(int)
+        for key in keys_of(doc):
+            plist = postings[key]
+            # drop postings that fell out of the window (docs arrive in time order)
+            while plist and doc.at - by_pos[plist[0]].at > window:
+                plist.pop(0)
+            for other in plist[-200:]:
+                counts[other] += 1
+            plist.append(pos)
+        for other, _n in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_CANDIDATES]:
+            if same_story(doc, by_pos[other], settings):
+                uf.union(pos, other)
+    members: dict[int, list[int]] = defaultdict(list)
+    for pos in range(len(order)):
+        members[uf.find(pos)].append(pos)
+    out = {}
+    for positions in members.values():
+        ids = [order[p].id for p in sorted(positions)]
+        for i in ids:
+            out[i] = ids
+    return out
+
+
+# -- stored clusters ------------------------------------------------------------------------------
+
+def _fingerprint_row(doc: Doc) -> tuple:
+    return (doc.id, doc.at, int(doc.complete), int(doc.relevant), doc.text_sig.tobytes(),
+            "\x1f".join(sorted(doc.anchors)), "\x1f".join(sorted(doc.regions)))
+
+
+def _doc_from_fingerprint(row) -> Doc:
+    item_id, at, complete, relevant, sig, anchors, regions = row
+    return Doc(id=item_id, at=at, complete=bool(complete), relevant=bool(relevant),
+               text_sig=np.frombuffer(sig, dtype=np.uint32),
+               anchors=frozenset(anchors.split("\x1f")) if anchors else frozenset(),
+               regions=frozenset(regions.split("\x1f")) if regions else frozenset())
+
+
+def _refresh(db, cluster_ids) -> None:
+    """Recompute each cluster's row (size, representative, dates) from its members."""
+    for cid in cluster_ids:
+        rows = db.execute(
+            """SELECT i.id, coalesce(i.published, i.fetched_at) AS at,
+                      (i.full_text = 1 AND i.text != '') AS complete
+               FROM items i WHERE i.cluster_id = ? ORDER BY at, i.id""", [cid]).fetchall()
+        if not rows:
+            db.execute("DELETE FROM clusters WHERE id = ?", [cid])
+            continue
+        complete = [r for r in rows if r[2]]
+        rep = (complete or rows)[0][0]
+        db.execute(
+            """INSERT INTO clusters (id, representative_id, size, first_at, last_at)
+               VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT(id) DO UPDATE SET representative_id = excluded.representative_id,
+                 size = excluded.size, first_at = excluded.first_at, last_at = excluded.last_at""",
+            [cid, rep, len(rows), rows[0][1], rows[-1][1]])
+
+
+def assign_clusters(db, settings, docs: list[Doc]) -> None:
+    """Incremental: match each doc against stored fingerprints in the window; merge if it bridges."""
+    if not docs:
+        return
+    window = settings.cluster_window_days
+    ids = [d.id for d in docs]
+    marks = ",".join("?" * len(ids))
+    old = {r[0] for r in db.execute(
+        f"SELECT DISTINCT cluster_id FROM items WHERE id IN ({marks}) AND cluster_id IS NOT NULL", ids)}
+    db.execute(f"DELETE FROM cluster_keys WHERE item_id IN ({marks})", ids)
+    db.execute(f"DELETE FROM cluster_fingerprints WHERE item_id IN ({marks})", ids)
+    db.execute(f"UPDATE items SET cluster_id = NULL WHERE id IN ({marks})", ids)
+    touched = set(old)
+    for doc in sorted(docs, key=lambda d: (d.at, d.id)):
+        keys = keys_of(doc)
+        kmarks = ",".join("?" * len(keys))
+        candidates = [r[0] for r in db.execute(
+            f"""SELECT item_id FROM cluster_keys WHERE key IN ({kmarks}) AND at BETWEEN ? AND ?
+                GROUP BY item_id ORDER BY count(*) DESC LIMIT {MAX_CANDIDATES}""",
+            [*keys, doc.at - window, doc.at + window])]
+        linked: set[int] = set()
+        if candidates:
+            cmarks = ",".join("?" * len(candidates))
+            for row in db.execute(
+                    f"""SELECT f.item_id, f.at, f.complete, f.relevant, f.text_sig, f.anchors,
+                               f.regions, i.cluster_id
+                        FROM cluster_fingerprints f JOIN items i ON i.id = f.item_id
+                        WHERE f.item_id IN ({cmarks})""", candidates).fetchall():
+                if row[7] is not None and same_story(doc, _doc_from_fingerprint(row[:7]), settings):
+                    linked.add(row[7])
+        cluster_id = min(linked) if linked else doc.id
+        others = linked - {cluster_id}
+        if others:
+            omarks = ",".join("?" * len(others))
+            db.execute(f"UPDATE items SET cluster_id = ? WHERE cluster_id IN ({omarks})",
+                       [cluster_id, *others])
+            touched |= others
+        db.execute("UPDATE items SET cluster_id = ? WHERE id = ?", [cluster_id, doc.id])
+        db.execute("INSERT INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   _fingerprint_row(doc))
+        db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)",
+                            [(k, doc.id, doc.at) for k in keys])
+        touched.add(cluster_id)
+    _refresh(db, touched)
+
+
+def rebuild_clusters(db, settings, docs: list[Doc]) -> tuple[int, int]:
+    """Bulk: recluster every doc from scratch (monitor retag). Returns (clusters, multi-item clusters)."""
+    members = link_docs(docs, settings)
+    db.execute("DELETE FROM cluster_keys")
+    db.execute("DELETE FROM cluster_fingerprints")
+    db.execute("DELETE FROM clusters")
+    db.conn.executemany("INSERT INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (_fingerprint_row(d) for d in docs))
+    db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)",
+                        ((k, d.id, d.at) for d in docs for k in keys_of(d)))
+    db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
+                        ((ids[0], i) for i, ids in members.items()))
+    founders = {ids[0]: ids for ids in members.values()}
+    multi = [cid for cid, ids in founders.items() if len(ids) > 1]
+    singles = [cid for cid, ids in founders.items() if len(ids) == 1]
+    db.conn.executemany(
+        """INSERT INTO clusters (id, representative_id, size, first_at, last_at)
+           SELECT id, id, 1, coalesce(published, fetched_at), coalesce(published, fetched_at)
+           FROM items WHERE id = ?""", ((cid,) for cid in singles))
+    _refresh(db, multi)
+    return len(founders), len(multi)
+
+
+def cluster_info(db, cluster_id: int) -> dict | None:
+    row = db.execute("SELECT id, representative_id, size, first_at, last_at FROM clusters WHERE id = ?",
+                     [cluster_id]).fetchone()
+    if row is None:
+        return None
+    members = [dict(zip(("id", "source", "title", "language", "at"), r, strict=True)) for r in db.execute(
+        """SELECT id, source, title, language, coalesce(published, fetched_at) AS at FROM items
+           WHERE cluster_id = ? ORDER BY at, id LIMIT 200""", [cluster_id])]
+    return {"id": row[0], "representative_id": row[1], "size": row[2], "first_at": row[3],
+            "last_at": row[4], "members": members}

@@ -1,0 +1,501 @@
+"""Taxonomy -> one compiled Aho-Corasick automaton -> relevance, region and topic tags with evidence.
+
+The top half is pure (text in, tags out). The bottom half applies it to stored items:
+`process_items` (called by ingest after each committed batch), `retag_all` and `explain`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
+
+from monitor.language import clean, detect_language, normalise
+from monitor.taxonomy import Category, Taxonomy
+
+FIELDS = ("title", "summary", "text")
+_SERBO_CROATIAN = frozenset({"hr", "bs", "sr"})
+_LEDE_CHARS = 400  # with no summary, the start of the text is the lede
+
+
+@dataclass(frozen=True)
+class _Entry:
+    cat: int            # index into Matcher.categories
+    role: str           # "term", "not" or "and"
+    term: str           # the term as written in config.toml
+    weight: float
+    lang: str
+    group: int = -1     # AND-group index within the category
+    part: int = -1      # which of the group's term lists
+
+
+@dataclass(frozen=True)
+class _SeqPart:
+    seq: int            # index into Matcher.sequences
+    index: int          # position of this word in the sequence
+    length: int         # length of the pattern, to find where the word starts
+    role: str = "seq"
+    lang: str = "any"   # the sequence's own entry carries the language
+
+
+@dataclass
+class Tag:
+    kind: str
+    slug: str
+    score: float
+    evidence: list[dict]
+
+
+@dataclass
+class TagResult:
+    relevant: bool
+    relevance_score: float
+    relevance_evidence: list[dict]
+    tags: list[Tag] = field(default_factory=list)
+    suppressed: list[dict] = field(default_factory=list)  # for explain: what a NOT-group vetoed
+
+    def slugs(self, kind: str) -> set[str]:
+        return {t.slug for t in self.tags if t.kind == kind}
+
+
+class Matcher:
+    """All terms of all categories in one automaton; texts are scanned once per field."""
+
+    def __init__(self, taxonomy: Taxonomy):
+        self.taxonomy = taxonomy
+        self.settings = taxonomy.settings
+        self.categories: list[Category] = taxonomy.categories()
+        self.term_languages = frozenset(
+            t.lang for c in self.categories for t in c.terms if t.lang != "any")
+        patterns: dict[str, list] = {}
+        # Sequence terms ("polityk* migracyjn*"): each word is a pattern; the scan checks order.
+        self.sequences: list[tuple[_Entry, int]] = []
+
+        def add(term, entry):
+            if term.words:
+                seq = len(self.sequences)
+                self.sequences.append((entry, len(term.words)))
+                for index, (word, prefix) in enumerate(term.words):
+                    key = " " + word + ("" if prefix else " ")
+                    patterns.setdefault(key, []).append(_SeqPart(seq, index, len(key)))
+                return
+            key = " " + term.key + ("" if term.prefix else " ")
+            patterns.setdefault(key, []).append(entry)
+
+        for ci, cat in enumerate(self.categories):
+            for term in cat.terms:
+                add(term, _Entry(ci, "term", term.text, term.weight, term.lang))
+            for term in cat.not_terms:
+                add(term, _Entry(ci, "not", term.text, 0.0, term.lang))
+            for gi, group in enumerate(cat.and_groups):
+                for pi, part in enumerate(group.parts):
+                    for term in part:
+                        add(term, _Entry(ci, "and", term.text, group.weight, term.lang, gi, pi))
+        self.automaton = ahocorasick.Automaton()
+        for key, entries in patterns.items():
+            self.automaton.add_word(key, tuple(entries))
+        self.pattern_count = len(patterns)
+        if patterns:
+            self.automaton.make_automaton()
+        self.factors = {"title": self.settings.title_factor, "summary": self.settings.summary_factor,
+                        "text": self.settings.text_factor}
+
+    def languages_for(self, language: str | None) -> frozenset[str] | None:
+        """Languages whose terms apply to an item; None means all (unknown or uncovered language)."""
+        if language in _SERBO_CROATIAN and self.term_languages & _SERBO_CROATIAN:
+            return _SERBO_CROATIAN
+        if not language or language not in self.term_languages:
+            return None
+        return frozenset({language})
+
+    def fields(self, title: str | None, summary: str | None, text: str | None) -> dict[str, str]:
+        """Normalised, padded fields; the text is cut to the configured length before any work."""
+        limit = self.settings.text_chars
+        text = (text or "")[: limit + 200]
+        summary = (summary or "")[: limit + 200]
+        if not summary.strip():
+            summary, text = text[:_LEDE_CHARS], text[_LEDE_CHARS:limit]
+        else:
+            text = text[:limit]
+        return {"title": " " + normalise((title or "")[:2000]) + " ",
+                "summary": " " + normalise(summary) + " ",
+                "text": " " + normalise(text) + " "}
+
+    def tag(self, title: str | None, summary: str | None = None, text: str | None = None,
+            language: str | None = None, source_regions: Iterable[str] = (),
+            source_topics: Iterable[str] = ()) -> TagResult:
+        fields = self.fields(title, summary, text)
+        langs = self.languages_for(language)
+        # per category: term -> [best factor, occurrences, field of best]; not hits; and-part hits
+        terms: dict[int, dict[tuple[str, str], list]] = {}
+        nots: dict[int, list[dict]] = {}
+        parts: dict[tuple[int, int, int], list[tuple[str, int, str]]] = {}
+        seq_hits: dict[int, dict[tuple[str, int], set[int]]] = {}
+
+        def record(e, fname, word):
+            if e.lang != "any" and langs is not None and e.lang not in langs:
+                return
+            if e.role == "term":
+                hits = terms.setdefault(e.cat, {})
+                h = hits.get((e.term, e.lang))
+                if h is None:
+                    hits[(e.term, e.lang)] = [self.factors[fname], 1, fname, e.weight]
+                else:
+                    h[1] += 1
+            elif e.role == "not":
+                nots.setdefault(e.cat, []).append({"term": e.term, "field": fname})
+            else:
+                parts.setdefault((e.cat, e.group, e.part), []).append((fname, word, e.term))
+
+        for fname, ftext in fields.items():
+            if len(ftext) <= 2:
+                continue
+            spaces: list[int] | None = None
+            for end, entries in self.automaton.iter(ftext):
+                for e in entries:
+                    if e.role == "term" or e.role == "not":
+                        record(e, fname, 0)
+                        continue
+                    if spaces is None:
+                        spaces = [i for i, c in enumerate(ftext) if c == " "]
+                    if e.role == "seq":
+                        # the word index of the pattern's leading space
+                        word = bisect.bisect_left(spaces, end - e.length + 1)
+                        seq_hits.setdefault(e.seq, {}).setdefault((fname, e.index), set()).add(word)
+                    else:
+                        record(e, fname, bisect.bisect_left(spaces, end))
+        for seq, hits in seq_hits.items():
+            entry, length = self.sequences[seq]
+            for fname in FIELDS:
+                firsts = hits.get((fname, 0))
+                if not firsts:
+                    continue
+                for w in sorted(firsts):
+                    if all(w + k in hits.get((fname, k), ()) for k in range(1, length)):
+                        record(entry, fname, w)
+                        break
+        scores: dict[int, tuple[float, list[dict], bool]] = {}
+        for ci, hits in terms.items():
+            score, evidence, lede = 0.0, [], False
+            for (term, lang), (factor, count, fname, weight) in hits.items():
+                score += weight * factor + (weight * 0.25 * min(count - 1, 4) if weight > 0 else 0)
+                evidence.append({"term": term, "field": fname, "weight": weight, "lang": lang,
+                                 "count": count})
+                if weight > 0 and fname != "text":
+                    lede = True
+            scores[ci] = (score, evidence, lede)
+        for ci, gi in {(c, g) for (c, g, _p) in parts}:
+            group = self.categories[ci].and_groups[gi]
+            found = [parts.get((ci, gi, pi)) for pi in range(len(group.parts))]
+            if not all(found):
+                continue
+            match = _and_match(found, group.near)
+            if match is None:
+                continue
+            fname, matched_terms = match
+            score, evidence, lede = scores.get(ci, (0.0, [], False))
+            score += group.weight * self.factors[fname]
+            evidence = evidence + [{"term": " + ".join(matched_terms), "field": fname,
+                                    "weight": group.weight, "rule": "and"
+                                    + (f" within {group.near} words" if group.near else "")}]
+            scores[ci] = (score, evidence, lede or (fname != "text" and group.weight > 0))
+
+        result_cats: dict[int, tuple[float, list[dict]]] = {}
+        suppressed = []
+        for ci, (score, evidence, lede) in scores.items():
+            cat = self.categories[ci]
+            if score < cat.threshold:
+                continue
+            if ci in nots:
+                suppressed.append({"kind": cat.kind, "tag": cat.slug, "score": round(score, 2),
+                                   "vetoed_by": nots[ci]})
+                continue
+            if cat.focus and not lede and score < 2 * cat.threshold:
+                suppressed.append({"kind": cat.kind, "tag": cat.slug, "score": round(score, 2),
+                                   "reason": "only mentioned in the body text"})
+                continue
+            result_cats[ci] = (score, sorted(evidence, key=lambda e: -e["weight"]))
+
+        relevance = self.taxonomy.relevance
+        rel_index = len(self.categories) - 1 if relevance is not None else -1
+        if relevance is not None:
+            rel_score, rel_evidence = scores.get(rel_index, (0.0, [], False))[:2]
+            relevant = rel_index in result_cats
+        else:
+            relevant = any(self.categories[ci].kind == "topic" for ci in result_cats)
+            rel_score, rel_evidence = (1.0 if relevant else 0.0), []
+        result = TagResult(relevant=relevant, relevance_score=round(rel_score, 2),
+                           relevance_evidence=rel_evidence, suppressed=suppressed)
+        if not relevant:
+            return result
+        chosen: dict[tuple[str, str], Tag] = {}
+        for ci, (score, evidence) in result_cats.items():
+            cat = self.categories[ci]
+            if cat.kind != "relevance":
+                chosen[(cat.kind, cat.slug)] = Tag(cat.kind, cat.slug, round(score, 2), evidence)
+        tables = {"region": self.taxonomy.regions, "topic": self.taxonomy.topics}
+        for kind, slugs in (("region", source_regions), ("topic", source_topics)):
+            for slug in slugs:
+                if slug in tables[kind] and (kind, slug) not in chosen:
+                    chosen[(kind, slug)] = Tag(kind, slug, tables[kind][slug].threshold,
+                                               [{"term": "source default", "field": "source",
+                                                 "weight": 0}])
+        for (kind, slug), tag in list(chosen.items()):
+            for parent in self.taxonomy.ancestors(kind, slug):
+                existing = chosen.get((kind, parent))
+                if existing is None:
+                    chosen[(kind, parent)] = Tag(kind, parent, tag.score,
+                                                 [{"term": f"within {parent}", "field": "implied",
+                                                   "weight": 0, "implied_by": slug}])
+                elif existing.score < tag.score:
+                    existing.score = tag.score
+        result.tags = sorted(chosen.values(), key=lambda t: (t.kind, -t.score, t.slug))
+        return result
+
+
+def _and_match(found: list[list[tuple[str, int, str]]], near: int | None):
+    """(field, terms) when every part matched (in one field within `near` words, if set)."""
+    if near is None:
+        best = {}
+        for hits in found:
+            fname, _w, term = min(hits, key=lambda h: FIELDS.index(h[0]))
+            best[term] = fname
+        worst = max(best.values(), key=FIELDS.index)
+        return worst, list(best)
+    for fname in FIELDS:
+        per_part = [[(w, t) for f, w, t in hits if f == fname] for hits in found]
+        if not all(per_part):
+            continue
+        for w0, t0 in per_part[0]:
+            chosen = [t0]
+            for other in per_part[1:]:
+                close = [t for w, t in other if abs(w - w0) <= near]
+                if not close:
+                    break
+                chosen.append(close[0])
+            else:
+                return fname, chosen
+    return None
+
+
+_MATCHERS: weakref.WeakKeyDictionary[Taxonomy, Matcher] = weakref.WeakKeyDictionary()
+
+
+def matcher_for(taxonomy: Taxonomy) -> Matcher:
+    """The compiled matcher, built once per taxonomy object (i.e. once per process and config)."""
+    matcher = _MATCHERS.get(taxonomy)
+    if matcher is None:
+        matcher = _MATCHERS[taxonomy] = Matcher(taxonomy)
+    return matcher
+
+
+# -- evaluation (pure) ----------------------------------------------------------------------------
+
+def evaluate(taxonomy: Taxonomy, examples: Iterable[dict]) -> dict:
+    """Labelled items ({title, lede, lang, relevant, regions, topics}) -> precision/recall/F1.
+
+    Returns {"n", "relevance_accuracy", "regions": {"micro": {...}, "per_tag": {...}}, "topics": ...}
+    where each figure dict has tp, fp, fn, precision, recall, f1. Parents implied by a labelled
+    child count as labelled, exactly as tagging stores them.
+    """
+    matcher = matcher_for(taxonomy)
+    counts = {"region": {}, "topic": {}}
+    correct = n = 0
+    errors = []
+    for ex in examples:
+        n += 1
+        result = matcher.tag(ex.get("title"), ex.get("lede") or ex.get("summary"), ex.get("text"),
+                             ex.get("lang"))
+        gold_rel = bool(ex.get("relevant"))
+        correct += result.relevant == gold_rel
+        item_errors = {}
+        if result.relevant != gold_rel:
+            item_errors["relevant"] = {"gold": gold_rel, "predicted": result.relevant}
+        for kind, key in (("region", "regions"), ("topic", "topics")):
+            table = taxonomy.regions if kind == "region" else taxonomy.topics
+            gold = set()
+            for slug in ex.get(key) or ():
+                gold.add(slug)
+                if slug in table:
+                    gold.update(taxonomy.ancestors(kind, slug))
+            pred = result.slugs(kind)
+            for slug in gold | pred:
+                c = counts[kind].setdefault(slug, [0, 0, 0])
+                if slug in gold and slug in pred:
+                    c[0] += 1
+                elif slug in pred:
+                    c[1] += 1
+                else:
+                    c[2] += 1
+            if gold != pred:
+                item_errors[key] = {"missing": sorted(gold - pred), "extra": sorted(pred - gold)}
+        if item_errors:
+            errors.append({"title": ex.get("title"), **item_errors})
+    report: dict[str, Any] = {"n": n, "relevance_accuracy": correct / n if n else 0.0,
+                              "errors": errors}
+    for kind, key in (("region", "regions"), ("topic", "topics")):
+        per_tag = {slug: _prf(*c) for slug, c in sorted(counts[kind].items())}
+        total = [sum(c[i] for c in counts[kind].values()) for i in range(3)]
+        report[key] = {"micro": _prf(*total), "per_tag": per_tag}
+    return report
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+
+
+# -- stored items ---------------------------------------------------------------------------------
+
+_ITEM_SQL = """SELECT id, source, title, summary, substr(text, 1, ?) AS text, language,
+                      declared_language, published, fetched_at, full_text, tagged_at
+               FROM items WHERE id IN ({marks})"""
+
+
+def _source_defaults(config, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    try:
+        source = config.source(name)
+    except KeyError:
+        return (), ()
+    return source.regions, source.topics
+
+
+def _load(db, config, item_ids: list[int]) -> list[dict]:
+    rows = []
+    limit = config.taxonomy.settings.text_chars + 600
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start:start + 500]
+        sql = _ITEM_SQL.format(marks=",".join("?" * len(chunk)))
+        cursor = db.execute(sql, [limit, *chunk])
+        names = [d[0] for d in cursor.description]
+        rows.extend(dict(zip(names, r, strict=True)) for r in cursor.fetchall())
+    return rows
+
+
+def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagResult]]:
+    matcher = matcher_for(config.taxonomy)
+    languages = config.taxonomy.settings.languages
+    out = []
+    for row in rows:
+        if redetect or not row["language"] or row["tagged_at"] is None:
+            sample = " ".join(clean(x)[:600] for x in (row["title"], row["summary"], row["text"]) if x)
+            row["language"] = detect_language(sample, row["declared_language"], languages)
+        regions, topics = _source_defaults(config, row["source"])
+        out.append((row, matcher.tag(row["title"], row["summary"], row["text"], row["language"],
+                                     regions, topics)))
+    return out
+
+
+def _write_tags(db, tagged: list[tuple[dict, TagResult]], now: str) -> None:
+    ids = [row["id"] for row, _ in tagged]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        db.execute(f"DELETE FROM item_tags WHERE item_id IN ({','.join('?' * len(chunk))})", chunk)
+    db.conn.executemany("UPDATE items SET language = ?, relevant = ?, tagged_at = ? WHERE id = ?",
+                        [(row["language"], int(res.relevant), now, row["id"]) for row, res in tagged])
+    db.conn.executemany(
+        "INSERT INTO item_tags (item_id, kind, tag, score, evidence) VALUES (?, ?, ?, ?, ?)",
+        [(row["id"], t.kind, t.slug, t.score, json.dumps(t.evidence, ensure_ascii=False))
+         for row, res in tagged for t in res.tags])
+
+
+def process_items(db, config, item_ids: list[int]) -> None:
+    """Language, relevance, tags and story cluster for freshly stored items (one transaction)."""
+    from monitor import clustering
+    from monitor.store import now_iso, transaction
+
+    item_ids = sorted({int(i) for i in item_ids})
+    if not item_ids:
+        return
+    rows = _load(db, config, item_ids)
+    tagged = _tag_rows(config, rows, redetect=False)
+    docs = [clustering.doc_from_row(row, res) for row, res in tagged]
+    with transaction(db):
+        _write_tags(db, tagged, now_iso())
+        clustering.assign_clusters(db, config.taxonomy.settings, docs)
+
+
+@dataclass
+class RetagStats:
+    items: int = 0
+    relevant: int = 0
+    tags: int = 0
+    clusters: int = 0
+    multi_item_clusters: int = 0
+    seconds: float = 0.0
+
+
+def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
+              batch: int = 2000, redetect_language: bool = False) -> RetagStats:
+    """Re-tag the whole archive with the current taxonomy, then rebuild every story cluster."""
+    import time
+
+    from monitor import clustering
+    from monitor.store import now_iso, transaction
+
+    started = time.perf_counter()
+    stats = RetagStats()
+    ids = [r[0] for r in db.execute("SELECT id FROM items ORDER BY id").fetchall()]
+    total = len(ids)
+    now = now_iso()
+    docs = []
+    for start in range(0, total, batch):
+        rows = _load(db, config, ids[start:start + batch])
+        tagged = _tag_rows(config, rows, redetect=redetect_language)
+        with transaction(db):
+            _write_tags(db, tagged, now)
+        for row, res in tagged:
+            stats.relevant += res.relevant
+            stats.tags += len(res.tags)
+            docs.append(clustering.doc_from_row(row, res))
+        stats.items += len(rows)
+        if progress:
+            progress(stats.items, total)
+    with transaction(db):
+        stats.clusters, stats.multi_item_clusters = clustering.rebuild_clusters(
+            db, config.taxonomy.settings, docs)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def explain(db, config, item_id: int) -> dict | None:
+    """What the desk shows for one item: stored tags with evidence, relevance, and its cluster."""
+    from monitor import clustering
+
+    rows = _load(db, config, [item_id])
+    if not rows:
+        return None
+    row = rows[0]
+    regions, topics = _source_defaults(config, row["source"])
+    live = matcher_for(config.taxonomy).tag(row["title"], row["summary"], row["text"],
+                                            row["language"], regions, topics)
+    stored = db.execute("SELECT relevant, cluster_id, tagged_at FROM items WHERE id = ?",
+                        [item_id]).fetchone()
+    tags = []
+    for kind, tag, score, evidence in db.execute(
+            "SELECT kind, tag, score, evidence FROM item_tags WHERE item_id = ? "
+            "ORDER BY kind, score DESC, tag", [item_id]):
+        table = config.taxonomy.regions if kind == "region" else config.taxonomy.topics
+        label = table[tag].label if tag in table else tag
+        tags.append({"kind": kind, "tag": tag, "label": label, "score": score,
+                     "evidence": json.loads(evidence)})
+    return {
+        "id": row["id"], "title": row["title"], "source": row["source"],
+        "language": row["language"], "declared_language": row["declared_language"],
+        "relevant": None if stored[0] is None else bool(stored[0]),
+        "relevance": {"score": live.relevance_score,
+                      "threshold": config.taxonomy.relevance.threshold if config.taxonomy.relevance else None,
+                      "evidence": live.relevance_evidence},
+        "tagged_at": stored[2],
+        "tags": tags,
+        "suppressed": live.suppressed,
+        "stale": sorted((t.kind, t.slug) for t in live.tags) != sorted((t["kind"], t["tag"]) for t in tags),
+        "cluster": clustering.cluster_info(db, stored[1]) if stored[1] is not None else None,
+    }
