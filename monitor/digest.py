@@ -502,6 +502,9 @@ def run_due_jobs(db: Any, config: Config, now: datetime | None = None) -> list[s
         result = send_issue(db, config, issue["id"])
         summary = result.summary() if hasattr(result, "summary") else result
         messages.append(f"Sent the digest {issue['week']}: {summary}")
+    for message in messages:  # the scheduler only logs; these lines are what operators read
+        level = logging.WARNING if " not " in message else logging.INFO
+        log.log(level, message)
     return messages
 
 

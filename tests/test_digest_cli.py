@@ -35,8 +35,7 @@ def _ok(config, *args, input=None):
 
 @pytest.fixture
 def week(tmp_path, smtp_server):
-    """A config pointed at the loopback SMTP server and an archive holding the stories of
-    2026-W49 (shifted so that the week is the current one whatever today is)."""
+    """A config pointed at the loopback SMTP server and an archive holding 30 stories of 2026-W49."""
     config = write_digest_config(tmp_path, smtp=smtp_server.smtp_settings | {"rate_limit": 0})
     db = open_db(config.storage.database)
     db.stories = fill_week(db, config, stories=30)
@@ -91,7 +90,9 @@ def test_the_whole_cycle_from_the_cli(week, smtp_server, tmp_path):
     assert test_mail["Subject"].startswith("[TEST] ")
     assert "Forty people rescued off Lampedusa" in test_mail.get_body(("plain",)).get_content()
 
-    late = digest.is_late(open_db(config.storage.database), 1)
+    db = open_db(config.storage.database)
+    late = digest.is_late(db, 1)
+    db.close()
     out = _ok(config, "digest", "approve", "--week", WEEK, "--by", "anna", "--yes")
     assert out.startswith("Approved 2026-W49")
     assert "late" in out if late else "late" not in out
