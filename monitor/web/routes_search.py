@@ -147,7 +147,7 @@ def _chart_geometry(data: dict) -> dict:
     weeks = data["weeks"]
     width, height, left, bottom, top = 760, 300, 44, 40, 10
     peak = max([max(s["counts"]) for s in data["series"]] + [1])
-    step = (width - left - 10) / max(1, len(weeks) - 1)
+    step = (width - left - 30) / max(1, len(weeks) - 1)
     plot_h = height - bottom - top
 
     def y(value: int) -> float:
