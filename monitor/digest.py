@@ -433,9 +433,13 @@ def approve_issue(db: Any, config: Config, issue_id: int, by: str, now: datetime
 
     check_size(config, db, issue_id)
     with transaction(db):
-        db.execute("""UPDATE digests SET state = 'approved', approved_by = ?, approved_at = ?,
-                      approved_late = ?, updated_at = ?, revision = revision + 1 WHERE id = ?""",
-                   [by, iso(now), int(late), iso(now), issue_id])
+        changed = db.execute(
+            """UPDATE digests SET state = 'approved', approved_by = ?, approved_at = ?,
+               approved_late = ?, updated_at = ?, revision = revision + 1
+               WHERE id = ? AND state = 'draft'""",
+            [by, iso(now), int(late), iso(now), issue_id]).rowcount
+        if not changed:  # somebody else approved it a moment ago
+            raise DigestError(f"The issue {issue['week']} was approved meanwhile by someone else.")
         db.execute("INSERT INTO digest_edits (digest_id, at, by, action, story, value) VALUES (?,?,?,?,?,?)",
                    [issue_id, iso(now), by, "approve", None, json.dumps({"late": late})])
     try:

@@ -226,3 +226,26 @@ def test_fixture_is_real_corpus_text():
     assert len(articles) >= 60
     assert all(len(a["body"]) >= 300 and a["url"].startswith("https://") for a in articles)
     assert WINDOW_START < NOW
+
+
+def test_scheduler_sends_an_approved_issue_once_at_its_time(tmp_path, smtp_server):
+    from monitor.store import open_db
+    from monitor.subscribers import add_subscriber
+    from tests.fixtures_digest import write_digest_config
+
+    config = write_digest_config(tmp_path, smtp=smtp_server.smtp_settings)
+    db = open_db(config.storage.database)
+    fill_week(db, config, stories=12)
+    for n in range(5):
+        add_subscriber(db, config, f"m{n}@ngo.example", consent={"how": "cli"})
+    digest.run_due_jobs(db, config, datetime(2026, 12, 3, 7, 1, tzinfo=UTC))
+    issue = digest.find_issue(db, WEEK)
+    digest.approve_issue(db, config, issue["id"], "anna", now=datetime(2026, 12, 3, 15, 0, tzinfo=UTC))
+    assert digest.run_due_jobs(db, config, datetime(2026, 12, 4, 8, 59, tzinfo=UTC)) == []
+    assert smtp_server.handler.count() == 0
+    messages = digest.run_due_jobs(db, config, datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    assert len(messages) == 1 and messages[0].startswith("Sent the digest 2026-W49: ")
+    assert digest.find_issue(db, WEEK)["state"] == "sent"
+    assert digest.run_due_jobs(db, config, datetime(2026, 12, 4, 9, 5, tzinfo=UTC)) == []
+    assert sorted(smtp_server.handler.copies_per_recipient().values()) == [1] * 5
+    db.close()
