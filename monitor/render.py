@@ -247,7 +247,15 @@ def compile_mjml(source: str, template: str = "digest.mjml") -> str:
     try:
         return mjml2html(source, fonts={}, disable_comments=True)
     except ValueError as exc:
-        raise TemplateError(template, None, f"the rendered MJML is not valid ({exc})") from None
+        where = ""
+        match = re.search(r"position (\d+)", str(exc))
+        if match:  # MRML gives a byte offset in the rendered text: show that line of the output
+            offset = int(match.group(1))
+            prefix = source.encode("utf-8")[:offset].decode("utf-8", "ignore")
+            line_no = prefix.count("\n") + 1
+            line = source.splitlines()[line_no - 1].strip() if source.splitlines() else ""
+            where = f"; rendered line {line_no}: {line[:120]}"
+        raise TemplateError(template, None, f"the rendered MJML is not valid ({exc}{where})") from None
 
 
 def _env(config: Config) -> jinja2.Environment:
