@@ -251,11 +251,16 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
                         if wait > 0:
                             time.sleep(min(wait, 30.0))
                         continue
-                    for row in rows:
-                        if max_messages is not None and handled >= max_messages:
-                            break
+                    if max_messages is not None:
+                        rows = rows[:max_messages - handled]
+                    # The next message is rendered while the server digests the current one.
+                    prepared = _prepare(config, db, issue_id, rows[0], render)
+                    for i, row in enumerate(rows):
                         handled += 1
-                        _send_one(db, config, issue_id, row, render, sender, stats)
+                        following = rows[i + 1] if i + 1 < len(rows) else None
+                        prepared = _deliver(db, config, issue_id, row, prepared, sender, stats,
+                                            lambda r=following: _prepare(config, db, issue_id, r,
+                                                                         render) if r else None)
                         if progress:
                             progress(stats)
             finally:
@@ -269,35 +274,70 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
     return stats
 
 
-def _send_one(db, config, issue_id: int, row: dict, render, sender: SmtpSender,
-              stats: SendStats) -> None:
-    outbox_id = row["id"]
+def _prepare(config, db, issue_id: int, row: dict, render) -> bytes | None:
+    """The wire bytes for one outbox row, or None when its subscriber is no longer active."""
     if row["s_id"] is None or row["s_status"] != "active":
+        return None
+    subscriber = _subscriber_of(row)
+    rendered = render(config, db, issue_id, subscriber, test=False)
+    return build_message(
+        config, to_address=row["email"], to_name=subscriber["name"], subject=rendered.subject,
+        text=rendered.text, html=rendered.html, message_id=row["message_id"],
+        unsubscribe_url=unsubscribe_url(config, subscriber),
+        unsubscribe_mailto=unsubscribe_mailto(config, subscriber), list_id=True)
+
+
+class _Later:
+    """Runs the preparation of the next message while waiting, keeping any error for later."""
+
+    def __init__(self, fn):
+        self.fn, self.value, self.error, self.ran = fn, None, None, False
+
+    def __call__(self) -> None:
+        self.ran = True
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # re-raised once the current row is recorded
+            self.error = exc
+
+    def result(self):
+        if not self.ran:
+            self()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _deliver(db, config, issue_id: int, row: dict, data: bytes | None, sender: SmtpSender,
+             stats: SendStats, prepare_next) -> bytes | None:
+    """Send one prepared row and record the outcome; returns the next row's prepared bytes."""
+    outbox_id = row["id"]
+    later = _Later(prepare_next)
+    if data is None:
         # Unsubscribed, bounced or erased since the list was frozen.
         db.execute("UPDATE outbox SET status = 'skipped', updated_at = ?, last_error = ? "
                    "WHERE id = ? AND status = 'queued'",
                    [_stamp(), f"subscriber is {row['s_status'] or 'erased'}", outbox_id])
         stats.skipped += 1
-        return
-    subscriber = _subscriber_of(row)
-    rendered = render(config, db, issue_id, subscriber, test=False)
-    data = build_message(
-        config, to_address=row["email"], to_name=subscriber["name"], subject=rendered.subject,
-        text=rendered.text, html=rendered.html, message_id=row["message_id"],
-        unsubscribe_url=unsubscribe_url(config, subscriber),
-        unsubscribe_mailto=unsubscribe_mailto(config, subscriber), list_id=True)
+        return later.result()
     claimed = db.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
                          "updated_at = ? WHERE id = ? AND status = 'queued'",
                          [_stamp(), outbox_id]).rowcount
     if not claimed:
-        return
+        return later.result()
     try:
-        result = sender.send(row["email"], data)
+        result = sender.send(row["email"], data, while_waiting=later)
     except BaseException:
         # Connection or sender refused before anything was handed over: not delivered.
         db.execute("UPDATE outbox SET status = 'queued', attempts = attempts - 1, updated_at = ? "
                    "WHERE id = ?", [_stamp(), outbox_id])
         raise
+    _record(db, config, row, result, stats)
+    return later.result()
+
+
+def _record(db, config, row: dict, result, stats: SendStats) -> None:
+    outbox_id = row["id"]
     now = datetime.now(UTC)
     if result.outcome == "sent":
         db.execute("UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL "

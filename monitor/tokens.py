@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -23,6 +24,10 @@ MAX_AGE = {
 }
 
 
+# Generated keys already read, by database (a sender signs four links per message).
+_FILE_KEYS: dict[Path, bytes] = {}
+
+
 def secret_key_path(config) -> Path:
     return Path(config.storage.database).parent / "secret.key"
 
@@ -33,9 +38,14 @@ def secret_key(config) -> bytes:
     from_env = os.environ.get(env_name) if env_name else None
     if from_env:
         return from_env.encode("utf-8")
+    cached = _FILE_KEYS.get(config.storage.database)
+    if cached is not None:
+        return cached
     path = secret_key_path(config)
     try:
-        return path.read_bytes().strip()
+        key = path.read_bytes().strip()
+        _FILE_KEYS[config.storage.database] = key
+        return key
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,11 +57,17 @@ def secret_key(config) -> bytes:
         return path.read_bytes().strip()
     with os.fdopen(fd, "wb") as handle:
         handle.write(key + b"\n")
+    _FILE_KEYS[config.storage.database] = key
     return key
 
 
 def _serializer(config, purpose: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(secret_key(config), salt=f"border-monitor.{purpose}")
+    return _cached_serializer(secret_key(config), purpose)
+
+
+@lru_cache(maxsize=16)
+def _cached_serializer(key: bytes, purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(key, salt=f"border-monitor.{purpose}")
 
 
 def make_token(config, purpose: str, subscriber_key: str) -> str:
