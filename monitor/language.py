@@ -14,7 +14,7 @@ import unicodedata
 _TAG = re.compile(r"<[^<>]{0,1000}>")
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
                         "\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]")
-_COMBINING = re.compile("[\u0300-\u036f\u0483-\u0489\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_COMBINING = re.compile("[\u0300-\u036f\u0483-\u0489\u064b-\u065f\u0670\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _NONWORD = re.compile(r"[\W_]+")
 # Letters that NFKD does not decompose: map them instead of letting them vanish.
 _SPECIAL = str.maketrans({

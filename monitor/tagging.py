@@ -7,6 +7,7 @@ The top half is pure (text in, tags out). The bottom half applies it to stored i
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import weakref
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ class _Entry:
     lang: str
     group: int = -1     # AND-group index within the category
     part: int = -1      # which of the group's term lists
+    length: int = 0     # length of the pattern (to know where a match starts)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ class Matcher:
                     patterns.setdefault(key, []).append(_SeqPart(seq, index, len(key)))
                 return
             key = " " + term.key + ("" if term.prefix else " ")
-            patterns.setdefault(key, []).append(entry)
+            patterns.setdefault(key, []).append(dataclasses.replace(entry, length=len(key)))
 
         for ci, cat in enumerate(self.categories):
             for term in cat.terms:
@@ -131,26 +133,21 @@ class Matcher:
             source_topics: Iterable[str] = ()) -> TagResult:
         fields = self.fields(title, summary, text)
         langs = self.languages_for(language)
-        # per category: term -> [best factor, occurrences, field of best]; not hits; and-part hits
-        terms: dict[int, dict[tuple[str, str], list]] = {}
+        # per category: raw term hits (field, start, weight, term, lang); not hits; and-part hits
+        raw_hits: dict[int, list[tuple[str, int, float, str, str]]] = {}
         nots: dict[int, list[dict]] = {}
         parts: dict[tuple[int, int, int], list[tuple[str, int, str]]] = {}
         seq_hits: dict[int, dict[tuple[str, int], set[int]]] = {}
 
-        def record(e, fname, word):
+        def record(e, fname, pos):
             if e.lang != "any" and langs is not None and e.lang not in langs:
                 return
             if e.role == "term":
-                hits = terms.setdefault(e.cat, {})
-                h = hits.get((e.term, e.lang))
-                if h is None:
-                    hits[(e.term, e.lang)] = [self.factors[fname], 1, fname, e.weight]
-                else:
-                    h[1] += 1
+                raw_hits.setdefault(e.cat, []).append((fname, pos, e.weight, e.term, e.lang))
             elif e.role == "not":
                 nots.setdefault(e.cat, []).append({"term": e.term, "field": fname})
             else:
-                parts.setdefault((e.cat, e.group, e.part), []).append((fname, word, e.term))
+                parts.setdefault((e.cat, e.group, e.part), []).append((fname, pos, e.term))
 
         for fname, ftext in fields.items():
             if len(ftext) <= 2:
@@ -159,7 +156,7 @@ class Matcher:
             for end, entries in self.automaton.iter(ftext):
                 for e in entries:
                     if e.role == "term" or e.role == "not":
-                        record(e, fname, 0)
+                        record(e, fname, end - e.length + 1)
                         continue
                     if spaces is None:
                         spaces = [i for i, c in enumerate(ftext) if c == " "]
@@ -177,8 +174,31 @@ class Matcher:
                     continue
                 for w in sorted(firsts):
                     if all(w + k in hits.get((fname, k), ()) for k in range(1, length)):
-                        record(entry, fname, w)
+                        if entry.role == "term" or entry.role == "not":
+                            spaces = [i for i, c in enumerate(fields[fname]) if c == " "]
+                            record(entry, fname, spaces[w])
+                        else:
+                            record(entry, fname, w)
                         break
+        # Each place in the text counts once per category: where several terms start at the same
+        # word ("prihvatn*" and "prihvatni centar"), only the heaviest one counts.
+        terms: dict[int, dict[tuple[str, str], list]] = {}
+        for ci, hits_list in raw_hits.items():
+            claimed: set[tuple[str, int]] = set()
+            per_term: dict[tuple[str, str], list] = {}
+            for fname, pos, weight, term, lang in sorted(hits_list, key=lambda h: -h[2]):
+                if (fname, pos) in claimed:
+                    continue
+                claimed.add((fname, pos))
+                h = per_term.get((term, lang))
+                factor = self.factors[fname]
+                if h is None:
+                    per_term[(term, lang)] = [factor, 1, fname, weight]
+                else:
+                    h[1] += 1
+                    if factor > h[0]:
+                        h[0], h[2] = factor, fname
+            terms[ci] = per_term
         scores: dict[int, tuple[float, list[dict], bool]] = {}
         for ci, hits in terms.items():
             score, evidence, lede = 0.0, [], False
@@ -220,6 +240,18 @@ class Matcher:
                                    "reason": "only mentioned in the body text"})
                 continue
             result_cats[ci] = (score, sorted(evidence, key=lambda e: -e["weight"]))
+
+        # A region only when the item is chiefly about it: drop regions far weaker than the best.
+        region_scores = {ci: sc for ci, (sc, _e) in result_cats.items()
+                         if self.categories[ci].kind == "region"}
+        if region_scores:
+            best = max(region_scores.values())
+            for ci, sc in region_scores.items():
+                if sc < self.settings.region_dominance * best:
+                    cat = self.categories[ci]
+                    suppressed.append({"kind": "region", "tag": cat.slug, "score": round(sc, 2),
+                                       "reason": f"much weaker than the item's main region ({best:g})"})
+                    del result_cats[ci]
 
         relevance = self.taxonomy.relevance
         rel_index = len(self.categories) - 1 if relevance is not None else -1

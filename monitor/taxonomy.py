@@ -20,7 +20,7 @@ _WEIGHT = re.compile(r"^(.*?)\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
 CATEGORY_KEYS = {"label", "within", "threshold", "terms", "not", "and", "focus", "description"}
 TAGGING_KEYS = {"relevance", "languages", "text_chars", "title_factor", "summary_factor",
                 "text_factor", "cluster_window_days", "cluster_text_similarity",
-                "cluster_anchor_similarity"}
+                "cluster_anchor_similarity", "region_dominance"}
 DEFAULT_LANGUAGES = ("en", "nl", "fr", "de", "it", "es", "pl", "el", "hr", "bs", "sr", "pt", "sv",
                      "ro", "hu", "cs", "sk", "sl", "bg", "lt", "lv", "et", "fi", "da", "mt", "tr",
                      "ar", "ru", "uk")
@@ -77,6 +77,7 @@ class TaggingSettings:
     cluster_window_days: float = 7.0
     cluster_text_similarity: float = 0.5
     cluster_anchor_similarity: float = 0.35
+    region_dominance: float = 0.5  # a region scoring below this share of the best region is dropped
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,11 +280,11 @@ def _settings(raw: Any, path: Path) -> TaggingSettings:
         raise ConfigError(path, "tagging.text_chars", f"must be a whole number >= 0, not {text_chars!r}")
     values = {}
     for name in ("title_factor", "summary_factor", "text_factor", "cluster_window_days",
-                 "cluster_text_similarity", "cluster_anchor_similarity"):
+                 "cluster_text_similarity", "cluster_anchor_similarity", "region_dominance"):
         values[name] = _number(raw, name, getattr(d, name), path, "tagging")
         if values[name] <= 0:
             raise ConfigError(path, f"tagging.{name}", "must be greater than zero")
-    for name in ("cluster_text_similarity", "cluster_anchor_similarity"):
+    for name in ("cluster_text_similarity", "cluster_anchor_similarity", "region_dominance"):
         if values[name] > 1:
             raise ConfigError(path, f"tagging.{name}", "is a similarity between 0 and 1")
     return TaggingSettings(languages=tuple(languages), text_chars=text_chars, **values)
