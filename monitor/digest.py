@@ -18,10 +18,12 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.digest_select import (
+    entry_from_story,
     issue_times,
     iso,
     parse_iso,
     parse_week,
+    proposal,
     section_for,
     story_by_key,
     week_of,
@@ -88,6 +90,9 @@ def draft_issue(db: Any, config: Config, week: str | None = None, *, now: dateti
     """
     now = _now(now)
     week = parse_week(week) if week else week_of(config, now)
+    if not config.digest.sections:
+        raise DigestError(f"{config.path}: no [[digest.sections]] are configured, so a digest has "
+                          "nowhere to put its stories.")
     times = issue_times(config, week)
     stories = week_stories(db, config, times["window_start"], times["window_end"])
     existing = find_issue(db, week)
@@ -130,32 +135,6 @@ def _local(config: Config, moment: datetime) -> str:
     from zoneinfo import ZoneInfo
 
     return moment.astimezone(ZoneInfo(config.digest.timezone)).strftime("%a %d %b %Y %H:%M")
-
-
-def proposal(config: Config, stories: list[dict]) -> list[dict]:
-    """Entries in section order: each story in its first matching section, the top `max` included."""
-    per_section: dict[str, list[dict]] = {s.slug: [] for s in config.digest.sections}
-    for story in stories:
-        slug = section_for(story, config.digest.sections)
-        if slug is None:
-            continue
-        bucket = per_section[slug]
-        limit = next(s.max_items for s in config.digest.sections if s.slug == slug)
-        bucket.append(_entry(story, slug, included=len(bucket) < limit))
-    return [entry for bucket in per_section.values() for entry in bucket]
-
-
-def _entry(story: dict, section: str, included: bool, manual: bool = False) -> dict:
-    return {"story": story["story"], "item_id": story["item_id"], "section": section,
-            "included": bool(included), "headline": story["title"] or story["source_label"],
-            "summary": story["summary"], "score": story["score"], "outlets": story["outlets"],
-            "manual": manual, "data": _entry_data(story)}
-
-
-def _entry_data(story: dict) -> dict:
-    keep = ("url", "source", "source_label", "title", "summary", "language", "published", "also",
-            "regions", "topics", "items")
-    return {k: story[k] for k in keep}
 
 
 def _save_entries(db: Any, config: Config, issue_id: int, entries: list[dict]) -> None:
@@ -219,7 +198,7 @@ def apply_edit(db: Any, config: Config, entries: list[dict], edit: dict) -> list
             if found is None:
                 raise DigestError(f"There is no story #{story} in the archive.")
             slug = target or section_for(found, config.digest.sections) or config.digest.sections[0].slug
-            entries.append(_entry(found, slug, included=True, manual=True))
+            entries.append(entry_from_story(found, slug, included=True, manual=True))
             index = len(entries) - 1
         entry = entries.pop(index)
         entry["included"] = True

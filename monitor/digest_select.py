@@ -282,3 +282,30 @@ def section_for(story: dict, sections: Sequence[DigestSection]) -> str | None:
         if regions & set(section.regions) or topics & set(section.topics):
             return section.slug
     return None
+
+
+def proposal(config: Config, stories: list[dict]) -> list[dict]:
+    """Entries in section order: each story in its first matching section, the top `max` included."""
+    per_section: dict[str, list[dict]] = {s.slug: [] for s in config.digest.sections}
+    for story in stories:
+        slug = section_for(story, config.digest.sections)
+        if slug is None:
+            continue
+        bucket = per_section[slug]
+        limit = next(s.max_items for s in config.digest.sections if s.slug == slug)
+        bucket.append(entry_from_story(story, slug, included=len(bucket) < limit))
+    return [entry for bucket in per_section.values() for entry in bucket]
+
+
+def entry_from_story(story: dict, section: str, included: bool, manual: bool = False) -> dict:
+    """A digest entry (as stored in digest_entries) showing `story` in `section`."""
+    return {"story": story["story"], "item_id": story["item_id"], "section": section,
+            "included": bool(included), "headline": story["title"] or story["source_label"],
+            "summary": story["summary"], "score": story["score"], "outlets": story["outlets"],
+            "manual": manual, "data": _entry_data(story)}
+
+
+def _entry_data(story: dict) -> dict:
+    keep = ("url", "source", "source_label", "title", "summary", "language", "published", "also",
+            "regions", "topics", "items")
+    return {k: story[k] for k in keep}
