@@ -241,6 +241,16 @@ class Matcher:
                 continue
             result_cats[ci] = (score, sorted(evidence, key=lambda e: -e["weight"]))
 
+        given = {(self.categories[ci].kind, self.categories[ci].slug) for ci in result_cats}
+        for ci in list(result_cats):
+            cat = self.categories[ci]
+            blockers = [u for u in cat.unless if (cat.kind, u) in given]
+            if blockers:
+                suppressed.append({"kind": cat.kind, "tag": cat.slug,
+                                   "score": round(result_cats[ci][0], 2),
+                                   "reason": f"not given together with {', '.join(blockers)}"})
+                del result_cats[ci]
+
         # A region only when the item is chiefly about it: drop regions far weaker than the best.
         region_scores = {ci: sc for ci, (sc, _e) in result_cats.items()
                          if self.categories[ci].kind == "region"}

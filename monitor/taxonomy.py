@@ -17,7 +17,8 @@ from monitor.language import normalise
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LANG = re.compile(r"^([a-z]{2}|any)$")
 _WEIGHT = re.compile(r"^(.*?)\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
-CATEGORY_KEYS = {"label", "within", "threshold", "terms", "not", "and", "focus", "description"}
+CATEGORY_KEYS = {"label", "within", "threshold", "terms", "not", "and", "focus", "description",
+                 "unless"}
 TAGGING_KEYS = {"relevance", "languages", "text_chars", "title_factor", "summary_factor",
                 "text_factor", "cluster_window_days", "cluster_text_similarity",
                 "cluster_anchor_similarity", "region_dominance"}
@@ -61,6 +62,7 @@ class Category:
     terms: tuple[Term, ...] = ()
     not_terms: tuple[Term, ...] = ()
     and_groups: tuple[AndGroup, ...] = ()
+    unless: tuple[str, ...] = ()  # not given when one of these (same kind) is given
 
     @property
     def key(self) -> str:
@@ -232,9 +234,12 @@ def _category(slug: str, kind: str, table: Any, path: Path, prefix: str) -> Cate
     focus = table.get("focus", kind == "region")
     if not isinstance(focus, bool):
         raise ConfigError(path, f"{key}.focus", "must be true or false")
+    unless = table.get("unless", [])
+    if not isinstance(unless, list) or not all(isinstance(u, str) for u in unless):
+        raise ConfigError(path, f"{key}.unless", f"must be a list of other {kind} slugs")
     return Category(slug=slug, kind=kind, label=label, within=within, threshold=threshold,
                     focus=focus, terms=tuple(terms), not_terms=tuple(not_terms),
-                    and_groups=tuple(and_groups))
+                    and_groups=tuple(and_groups), unless=tuple(unless))
 
 
 def _tree(path: Path, kind_key: str, raw: Any, kind: str, other_slugs: set[str]) -> dict:
@@ -252,6 +257,11 @@ def _tree(path: Path, kind_key: str, raw: Any, kind: str, other_slugs: set[str])
         if cat.within is not None and cat.within not in cats:
             raise ConfigError(path, f"{kind_key}.{slug}.within",
                               f"unknown parent {cat.within!r}: no [{kind_key}.{cat.within}] is defined")
+    for slug, cat in cats.items():
+        for other in cat.unless:
+            if other not in cats or other == slug:
+                raise ConfigError(path, f"{kind_key}.{slug}.unless",
+                                  f"unknown {kind} {other!r}: no [{kind_key}.{other}] is defined")
     for slug in cats:
         seen = [slug]
         parent = cats[slug].within
