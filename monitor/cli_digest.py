@@ -75,6 +75,21 @@ def register(cli: click.Group) -> None:
             for entry in view["candidates"]:
                 click.echo(f"     #{entry['story']:<6} [{entry['section']}] {entry['headline'][:90]}")
 
+    @digest_group.command("list")
+    @click.option("--state", type=click.Choice(digest.STATES), multiple=True, help="Only these states.")
+    @pass_app
+    def list_cmd(app, state) -> None:
+        """The issues, newest first: week, state, stories, send time, approval."""
+        issues = digest.list_issues(app.db, state)
+        if not issues:
+            click.echo("No digest issues yet: `monitor digest draft` makes this week's.")
+        for issue in issues:
+            count = app.db.execute("SELECT count(*) FROM digest_entries WHERE digest_id = ? AND included = 1",
+                                   [issue["id"]]).fetchone()[0]
+            approved = f", approved by {issue['approved_by']}" if issue["approved_by"] else ""
+            click.echo(f"{issue['week']}  {issue['state']:<8} {count:>3} stories, send at "
+                       f"{issue['send_at']}{approved}")
+
     @digest_group.command("history")
     @_week
     @pass_app

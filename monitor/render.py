@@ -221,7 +221,7 @@ def _entry(entry: dict, tz: ZoneInfo) -> dict:
 def _compiled(config: Config, db: Any, issue_id: int, revision: int, slugs: tuple[str, ...],
               test: bool) -> _Compiled:
     templates = config.digest.templates or BUNDLED_TEMPLATES
-    key = (str(config.storage.database), issue_id, revision, slugs, test, str(templates))
+    key = (str(config.storage.database), issue_id, revision, slugs, test, str(templates), config.digest)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:

@@ -48,6 +48,7 @@ def test_the_whole_cycle_from_the_cli(week, smtp_server, tmp_path):
     out = _ok(config, "digest", "draft", "--week", WEEK, "--by", "anna")
     assert out.startswith("Drafted 2026-W49: ") and "stories in 8 sections" in out
 
+    assert _ok(config, "digest", "list").startswith("2026-W49  draft")
     shown = _ok(config, "digest", "show", "--week", WEEK)
     assert "== Mediterranean (mediterranean, " in shown and "[draft]" in shown
     data = json.loads(_ok(config, "digest", "show", "--week", WEEK, "--json"))
