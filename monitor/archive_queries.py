@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -160,8 +161,10 @@ def _filters(p: SearchParams) -> tuple[list[str], list[Any]]:
     params: list[Any] = []
     for kind, tags in (("region", p.regions), ("topic", p.topics)):
         if tags:
-            where.append(f"items.id IN (SELECT item_id FROM item_tags WHERE kind = '{kind}' "
-                         f"AND tag IN ({','.join('?' * len(tags))}))")
+            # Correlated EXISTS: one primary-key probe per candidate, instead of materialising
+            # every item of a big region when the text query already narrowed things down.
+            where.append(f"EXISTS (SELECT 1 FROM item_tags WHERE item_tags.item_id = items.id "
+                         f"AND kind = '{kind}' AND tag IN ({','.join('?' * len(tags))}))")
             params.extend(tags)
     if p.languages:
         where.append(f"items.language IN ({','.join('?' * len(p.languages))})")
@@ -185,6 +188,10 @@ def _filters(p: SearchParams) -> tuple[list[str], list[Any]]:
 
 def _matching_ids(db, p: SearchParams, limit: int, match: str | None) -> list[int]:
     where, params = _filters(p)
+    if match and not where and p.sort == "relevance":
+        # No filter on items: rank inside the FTS table alone, without the join.
+        sql = "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rank LIMIT ?"
+        return [row[0] for row in _run(db, sql, [match, limit])]
     if match:
         order = "items_fts.rank" if p.sort == "relevance" else f"{_WHEN} DESC, items.id DESC"
         sql = (f"SELECT items.id FROM items_fts JOIN items ON items.id = items_fts.rowid "
@@ -294,10 +301,15 @@ def facet_counts(db, ids: list[int]) -> dict[str, list[tuple[str, int]]]:
             "SELECT kind, tag, count(*) AS n FROM item_tags WHERE item_id IN "
             "(SELECT value FROM json_each(?)) GROUP BY kind, tag ORDER BY n DESC, tag", [payload]):
         facets[kind].append((tag, n))
-    for column, kind in (("language", "language"), ("source", "source")):
-        facets[kind] = [(v or "unknown", n) for v, n in db.execute(
-            f"SELECT {column}, count(*) AS n FROM items WHERE id IN (SELECT value FROM json_each(?)) "
-            f"GROUP BY {column} ORDER BY n DESC, {column} LIMIT 50", [payload])]
+    languages: Counter[str] = Counter()
+    sources: Counter[str] = Counter()
+    for source, language in db.execute(
+            "SELECT source, language FROM items WHERE id IN (SELECT value FROM json_each(?))",
+            [payload]):
+        sources[source] += 1
+        languages[language or "unknown"] += 1
+    for kind, counter in (("language", languages), ("source", sources)):
+        facets[kind] = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:50]
     return facets
 
 
