@@ -126,13 +126,31 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+_PARAGRAPH = re.compile(r"\s*\n\s*|</p>|<br\s*/?>", re.IGNORECASE)
+_ENDS_SENTENCE = tuple(".!?…\"'»”’)")
+
+
+def _prose_sentences(text: str) -> list[str]:
+    """Sentences of the prose paragraphs; short lines without a full stop (sub-headings, bylines,
+    datelines) are skipped rather than glued to the next sentence."""
+    out: list[str] = []
+    for raw in _PARAGRAPH.split(text or ""):
+        paragraph = clean_text(raw)
+        if not paragraph:
+            continue
+        if not paragraph.endswith(_ENDS_SENTENCE) and len(paragraph) < 160:
+            continue
+        out.extend(sentences(paragraph))
+    return out
+
+
 def summarise(title: str, summary: str, body: str, *, max_sentences: int = 3,
               max_chars: int = 420) -> str:
     """Two or three sentences from the article: the lede of the text, else the feed summary."""
     title_key = clean_text(title).lower().rstrip(".")
     best: list[str] = []
-    for source in (clean_text(body[:4000]), clean_text(summary)):
-        picked = [s for s in sentences(source) if s.lower().rstrip(".") != title_key][:8]
+    for source in (body[:4000], summary):
+        picked = [s for s in _prose_sentences(source) if s.lower().rstrip(".") != title_key][:8]
         if len(picked) >= 2 or (picked and not best):
             best = picked
         if len(best) >= 2:
