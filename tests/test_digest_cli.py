@@ -81,7 +81,8 @@ def test_the_whole_cycle_from_the_cli(week, smtp_server, tmp_path):
     db = open_db(config.storage.database)
     for n in range(3):
         add_subscriber(db, config, f"member{n}@ngo.example", name=f"Member {n}",
-                       consent={"how": "cli", "text_version": "2026-1"})
+                       consent={"how": "cli", "text_version": "2026-1"},
+                       regions=["channel"] if n == 2 else None)
     db.close()
 
     out = _ok(config, "digest", "send", "--week", WEEK, "--test", "curator@ngo.example")
@@ -110,6 +111,12 @@ def test_the_whole_cycle_from_the_cli(week, smtp_server, tmp_path):
     body = mail.get_body(("html",)).get_content()
     assert "Forty people rescued off Lampedusa" in body and "Unsubscribe" in body
     assert "[sent]" in _ok(config, "digest", "show", "--week", WEEK)
+    # member2 chose the Channel: that section plus EU-wide developments, nothing else.
+    mail = next(m for m in smtp_server.handler.parsed() if m["To"].addresses[0].username == "member2")
+    body = mail.get_body(("html",)).get_content()
+    assert 'id="channel"' in body and 'id="eu-policy"' in body
+    assert 'id="mediterranean"' not in body and 'id="balkan-route"' not in body
+    assert "THE CHANNEL" in mail.get_body(("plain",)).get_content()
 
 
 def test_late_approval_asks_and_no_means_no(tmp_path):
