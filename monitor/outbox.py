@@ -227,6 +227,7 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
         if state != "sent":  # a re-run after resolve_unknown() leaves a sent issue sent
             _set_digest_state(db, issue_id, "sending")
         handled = 0
+        eight_bit: bool | None = None
         with SmtpSender(config.smtp) as sender:
             try:
                 while max_messages is None or handled < max_messages:
@@ -254,13 +255,16 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
                     if max_messages is not None:
                         rows = rows[:max_messages - handled]
                     # The next message is rendered while the server digests the current one.
-                    prepared = _prepare(config, db, issue_id, rows[0], render)
+                    if eight_bit is None:
+                        eight_bit = sender.supports("8bitmime")
+                    prepared = _prepare(config, db, issue_id, rows[0], render, eight_bit)
                     for i, row in enumerate(rows):
                         handled += 1
                         following = rows[i + 1] if i + 1 < len(rows) else None
                         prepared = _deliver(db, config, issue_id, row, prepared, sender, stats,
-                                            lambda r=following: _prepare(config, db, issue_id, r,
-                                                                         render) if r else None)
+                                            lambda r=following: _prepare(
+                                                config, db, issue_id, r, render, eight_bit)
+                                            if r else None)
                         if progress:
                             progress(stats)
             finally:
@@ -274,7 +278,7 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
     return stats
 
 
-def _prepare(config, db, issue_id: int, row: dict, render) -> bytes | None:
+def _prepare(config, db, issue_id: int, row: dict, render, allow_8bit: bool) -> bytes | None:
     """The wire bytes for one outbox row, or None when its subscriber is no longer active."""
     if row["s_id"] is None or row["s_status"] != "active":
         return None
@@ -284,7 +288,8 @@ def _prepare(config, db, issue_id: int, row: dict, render) -> bytes | None:
         config, to_address=row["email"], to_name=subscriber["name"], subject=rendered.subject,
         text=rendered.text, html=rendered.html, message_id=row["message_id"],
         unsubscribe_url=unsubscribe_url(config, subscriber),
-        unsubscribe_mailto=unsubscribe_mailto(config, subscriber), list_id=True)
+        unsubscribe_mailto=unsubscribe_mailto(config, subscriber), list_id=True,
+        allow_8bit=allow_8bit)
 
 
 class _Later:

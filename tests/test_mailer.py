@@ -179,3 +179,31 @@ def test_starttls_delivers_and_refuses_an_untrusted_certificate(tmp_path):
     finally:
         server.stop()
     assert server.handler.count() == 1
+
+
+def test_non_ascii_text_and_names_arrive_intact(tmp_path, smtp_server):
+    config, db = _setup(tmp_path, smtp_server)
+    add_subscriber(db, config, "zoe@example.org", name="Zoë Παπαδοπούλου", consent={"how": "cli"})
+
+    def render(config, db, issue_id, subscriber=None, *, test=False):
+        msg = simple_render(config, db, issue_id, subscriber, test=test)
+        msg.subject = "Évros: Ελλάδα — weekly"
+        msg.text += "Zürich, Ceuta y Melilla: «pushbacks» 🚤\n"
+        msg.html = msg.html.replace("</body>", "<p>Zürich · Ελλάδα</p></body>")
+        return msg
+
+    send_issue(db, config, make_issue(db), render=render)
+    [msg] = smtp_server.handler.parsed()
+    assert msg["Subject"] == "Évros: Ελλάδα — weekly"
+    assert msg["To"].addresses[0].display_name == "Zoë Παπαδοπούλου"
+    assert "«pushbacks» 🚤" in msg.get_body(("plain",)).get_content()
+    assert "Zürich · Ελλάδα" in msg.get_body(("html",)).get_content()
+
+
+def test_without_8bitmime_the_body_is_quoted_printable(tmp_path, smtp_server):
+    config, _ = _setup(tmp_path, smtp_server)
+    data = build_message(config, to_address="a@example.org", subject="s", text="Zürich\n",
+                         html="<p>Zürich</p>", message_id="<m@example.org>")
+    assert data.isascii() and b"quoted-printable" in data
+    msg = email.message_from_bytes(data, policy=policy.default)
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Zürich\n"
