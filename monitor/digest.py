@@ -29,7 +29,7 @@ from monitor.digest_select import (
     week_of,
     week_stories,
 )
-from monitor.errors import DigestError
+from monitor.errors import DigestError, MonitorError
 from monitor.store import transaction
 from monitor.urls import safe_url
 
@@ -482,7 +482,11 @@ def run_due_jobs(db: Any, config: Config, now: datetime | None = None) -> list[s
                 raise
             messages.append(f"The digest {issue['week']} is due but sending is not installed.")
             continue
-        result = send_issue(db, config, issue["id"])
+        try:
+            result = send_issue(db, config, issue["id"])
+        except MonitorError as exc:  # SMTP down, another sender running: the next tick retries
+            messages.append(f"The digest {issue['week']} could not be sent now: {exc}")
+            continue
         summary = result.summary() if hasattr(result, "summary") else result
         messages.append(f"Sent the digest {issue['week']}: {summary}")
     for message in messages:  # the scheduler only logs; these lines are what operators read

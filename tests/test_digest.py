@@ -249,3 +249,26 @@ def test_scheduler_sends_an_approved_issue_once_at_its_time(tmp_path, smtp_serve
     assert digest.run_due_jobs(db, config, datetime(2026, 12, 4, 9, 5, tzinfo=UTC)) == []
     assert sorted(smtp_server.handler.copies_per_recipient().values()) == [1] * 5
     db.close()
+
+
+def test_scheduler_keeps_an_approved_issue_when_the_smtp_server_is_down(tmp_path):
+    import socket
+
+    from monitor.store import open_db
+    from monitor.subscribers import add_subscriber
+    from tests.fixtures_digest import write_digest_config
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_digest_config(tmp_path, smtp={"host": "127.0.0.1", "port": port, "security": "none",
+                                                 "timeout": "2s"})
+    db = open_db(config.storage.database)
+    fill_week(db, config, stories=6)
+    add_subscriber(db, config, "m@ngo.example", consent={"how": "cli"})
+    issue = digest.draft_issue(db, config, WEEK, now=NOW)
+    digest.approve_issue(db, config, issue["id"], "anna", now=NOW)
+    messages = digest.run_due_jobs(db, config, datetime(2026, 12, 4, 9, 1, tzinfo=UTC))
+    assert len(messages) == 1 and messages[0].startswith("The digest 2026-W49 could not be sent now: ")
+    assert digest.find_issue(db, WEEK)["state"] in ("approved", "sending")
+    db.close()
