@@ -415,6 +415,12 @@ def _parse_digest(r: _Reader, taxonomy: Any) -> DigestConfig:
     base_url = r.text("base_url", d.base_url).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise r.fail("base_url", f"{base_url!r} must be an http:// or https:// address")
+    draft_day = r.choice("draft_day", WEEKDAYS, d.draft_day)
+    send_day = r.choice("send_day", WEEKDAYS, d.send_day)
+    if (WEEKDAYS.index(draft_day), _clock(r, "draft_time", d.draft_time)) >= \
+            (WEEKDAYS.index(send_day), _clock(r, "send_time", d.send_time)):
+        raise r.fail("draft_day", "the draft must come before the send time in the same ISO week "
+                                  "(draft_day/draft_time before send_day/send_time)")
     return DigestConfig(
         title=r.text("title", d.title), timezone=timezone,
         draft_day=r.choice("draft_day", WEEKDAYS, d.draft_day), draft_time=_clock(r, "draft_time", d.draft_time),

@@ -272,3 +272,11 @@ def test_scheduler_keeps_an_approved_issue_when_the_smtp_server_is_down(tmp_path
     assert len(messages) == 1 and messages[0].startswith("The digest 2026-W49 could not be sent now: ")
     assert digest.find_issue(db, WEEK)["state"] in ("approved", "sending")
     db.close()
+
+
+def test_a_draft_time_after_the_send_time_is_refused_at_start(tmp_path):
+    from monitor.errors import ConfigError
+    from tests.fixtures_digest import write_digest_config
+
+    with pytest.raises(ConfigError, match=r"digest.draft_day: the draft must come before the send time"):
+        write_digest_config(tmp_path, draft_day="friday", draft_time="11:00")
