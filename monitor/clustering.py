@@ -9,6 +9,7 @@ the SQL part keeps LSH band keys in `cluster_keys` so each ingest batch is match
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import zlib
 from collections import defaultdict
@@ -23,12 +24,13 @@ from monitor.language import clean, fold, normalise
 NUM_PERM = 64
 BANDS = 16
 ROWS = NUM_PERM // BANDS
-MAX_ANCHOR_KEYS = 12
-MAX_CANDIDATES = 60
+MAX_ANCHOR_KEYS = 24
+MAX_CANDIDATES = 30
 TEXT_CHARS = 1200
+LEDE_CHARS = 400
+STEM = 5
+CONCEPT_WEIGHT = 1.5
 _PROTO = MinHash(num_perm=NUM_PERM, seed=20261202)
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_SENTENCE_END = re.compile(r"[.!?:;»«\"“”„]\s*$")
 # Capitalised words that are not names in several languages (sentence starts are skipped anyway).
 _NOT_NAMES = frozenset(normalise(
     "The This That These Those There Their They What When Where Which While With From After Before "
@@ -42,17 +44,20 @@ _NOT_NAMES = frozenset(normalise(
 @dataclass
 class Doc:
     id: int
-    at: float                  # days since the epoch (published, else fetched)
+    at: float | None           # days since the epoch (published, else fetched); None if unknown
     complete: bool             # has the article's full text
     relevant: bool
     text_sig: np.ndarray       # MinHash values (uint32) of word 3-shingles
-    anchors: frozenset[str]    # names and numbers, folded; plus "@region:..." / "@topic:..." concepts
+    anchors: frozenset[str]    # word stems of the lede, numbers; plus "@region:..."/"@topic:..." concepts
     regions: frozenset[str]
 
 
 def _days(stamp: str | None) -> float | None:
     if not stamp:
         return None
+    stamp = stamp.strip()
+    if re.fullmatch(r"\d{4}-\d{2}", stamp):
+        stamp += "-15"  # a month only: its middle
     try:
         dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError:
@@ -71,27 +76,18 @@ def text_signature(words: list[str]) -> np.ndarray:
     return m.hashvalues.astype(np.uint32)
 
 
-def anchors_of(text: str) -> set[str]:
-    """Names (capitalised words not starting a sentence) and numbers: shared across languages."""
+def stems_of(words: list[str]) -> set[str]:
+    """Crude language-independent stems: the first 5 letters of words of 4+ letters, and numbers.
+
+    Inflected forms (Ρόδο/Ρόδου, Tunisia/Tunisie, migranti/migrantes) then share a feature.
+    """
     out = set()
-    prev_end = 0
-    first = True
-    for match in _WORD.finditer(text):
-        word = match.group()
-        gap = text[prev_end:match.start()]
-        prev_end = match.end()
-        sentence_start = first or bool(_SENTENCE_END.search(gap)) or "\n" in gap
-        first = False
-        if word.isdigit():
-            if len(word) >= 2 and not (len(word) == 4 and word[:2] in ("19", "20")):
-                out.add(word.lstrip("0") or "0")
-            continue
-        if sentence_start or not word[0].isupper() or len(word) < 3:
-            continue
-        folded = fold(word)
-        if folded in _NOT_NAMES:
-            continue
-        out.add(folded)
+    for w in words:
+        if w.isdigit():
+            if len(w) >= 2 and not (len(w) == 4 and w[:2] in ("19", "20")):
+                out.add(w.lstrip("0") or "0")
+        elif len(w) >= 4 and w not in _NOT_NAMES:
+            out.add(w[:STEM])
     return out
 
 
@@ -101,10 +97,11 @@ def make_doc(item_id: int, title: str, summary: str, text: str, *, published: st
     title, summary, text = clean(title), clean(summary), clean((text or "")[: TEXT_CHARS * 2])
     body = " ".join(x for x in (title, summary, text[:TEXT_CHARS]) if x)
     words = normalise(body).split()
-    anchors = anchors_of(title) | anchors_of(summary) | anchors_of(text[:TEXT_CHARS])
+    lede = normalise(" ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)).split()
+    anchors = stems_of(lede)
     if relevant:
         anchors |= {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
-    at = _days(published) or _days(fetched_at) or 0.0
+    at = _days(published) or _days(fetched_at)
     return Doc(id=item_id, at=at, complete=complete, relevant=relevant,
                text_sig=text_signature(words), anchors=frozenset(anchors),
                regions=frozenset(regions) if relevant else frozenset())
@@ -118,16 +115,37 @@ def doc_from_row(row: dict, result) -> Doc:
                     topics=frozenset(result.slugs("topic")))
 
 
+class DocFreq:
+    """How many documents carry each stem: rare shared stems say "same story", common ones do not."""
+
+    def __init__(self, counts: dict[str, int] | None = None, n: int = 0):
+        self.counts = counts if counts is not None else {}
+        self.n = n
+
+    def add(self, doc: Doc) -> None:
+        self.n += 1
+        counts = self.counts
+        for a in doc.anchors:
+            if a[0] != "@":
+                counts[a] = counts.get(a, 0) + 1
+
+    def idf(self, stem: str) -> float:
+        if stem[0] == "@":
+            return CONCEPT_WEIGHT
+        return math.log((self.n + 2) / (self.counts.get(stem, 0) + 1))
+
+
 def _anchor_key(anchor: str) -> int:
     return int.from_bytes(hashlib.blake2b(anchor.encode(), digest_size=7).digest(), "big") | (1 << 60)
 
 
-def keys_of(doc: Doc) -> list[int]:
+def keys_of(doc: Doc, df: DocFreq) -> list[int]:
+    """LSH band keys of the text signature, plus the doc's rarest stems (candidate generation)."""
     sig = doc.text_sig
     keys = [hash((b, sig[b * ROWS:(b + 1) * ROWS].tobytes())) for b in range(BANDS)]
-    names = sorted((a for a in doc.anchors if not a.startswith("@")),
-                   key=lambda a: (not a.isdigit(), -len(a), a))[:MAX_ANCHOR_KEYS]
-    keys.extend(_anchor_key(a) for a in names)
+    stems = sorted((a for a in doc.anchors if a[0] != "@"),
+                   key=lambda a: (df.counts.get(a, 0), a))[:MAX_ANCHOR_KEYS]
+    keys.extend(_anchor_key(a) for a in stems)
     return keys
 
 
@@ -135,22 +153,30 @@ def text_similarity(a: Doc, b: Doc) -> float:
     return float(np.count_nonzero(a.text_sig == b.text_sig)) / NUM_PERM
 
 
-def same_story(a: Doc, b: Doc, settings) -> bool:
-    """Near-duplicate text, or (both relevant) the same names, numbers and concepts."""
-    if abs(a.at - b.at) > settings.cluster_window_days:
+def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
+    """IDF-weighted overlap of lede stems and taxonomy concepts (shared weight / smaller side)."""
+    shared = a.anchors & b.anchors
+    if not shared:
+        return 0.0
+    idf = df.idf
+    inter = sum(idf(x) for x in shared)
+    smaller = min(sum(idf(x) for x in a.anchors), sum(idf(x) for x in b.anchors))
+    return inter / smaller if smaller else 0.0
+
+
+def same_story(a: Doc, b: Doc, settings, df: DocFreq) -> bool:
+    """Near-duplicate text, or the same rare words, names, numbers and concepts in the lede."""
+    if a.at is not None and b.at is not None and abs(a.at - b.at) > settings.cluster_window_days:
         return False
     if text_similarity(a, b) >= settings.cluster_text_similarity:
         return True
-    if not (a.relevant and b.relevant):
+    if a.at is None or b.at is None:
+        return False  # without both dates only the same text, not the same story, can be told
+    if a.relevant != b.relevant:
         return False
     if a.regions and b.regions and not (a.regions & b.regions):
         return False
-    shared = a.anchors & b.anchors
-    names = sum(1 for s in shared if not s.startswith("@"))
-    if names < 2:
-        return False
-    smaller = min(len(a.anchors), len(b.anchors))
-    return len(shared) / smaller >= settings.cluster_anchor_similarity
+    return story_similarity(a, b, df) >= settings.cluster_anchor_similarity
 
 
 class _UnionFind:
@@ -172,26 +198,32 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def link_docs(docs: list[Doc], settings) -> dict[int, list[int]]:
-    """Pure: doc id -> ids of the cluster's members, founder (earliest) first."""
-    order = sorted(docs, key=lambda d: (d.at, d.id))
+def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> dict[int, list[int]]:
+    """Pure: doc id -> ids of the cluster's members, founder (earliest) first.
+
+    `background` seeds the document frequencies (e.g. from other text) so that common words
+    weigh little even in a small collection.
+    """
+    order = sorted(docs, key=lambda d: (d.at or 0.0, d.id))
+    df = DocFreq(dict(background.counts), background.n) if background else DocFreq()
     postings: dict[int, list[int]] = defaultdict(list)
     by_pos = order
     uf = _UnionFind()
     window = settings.cluster_window_days
     for pos, doc in enumerate(order):
         counts: dict[int, int] = defaultdict(int)
-        for key in keys_of(doc):
+        for key in keys_of(doc, df):
             plist = postings[key]
             # drop postings that fell out of the window (docs arrive in time order)
-            while plist and doc.at - by_pos[plist[0]].at > window:
+            while plist and (doc.at or 0.0) - (by_pos[plist[0]].at or 0.0) > window:
                 plist.pop(0)
             for other in plist[-200:]:
                 counts[other] += 1
             plist.append(pos)
         for other, _n in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_CANDIDATES]:
-            if same_story(doc, by_pos[other], settings):
+            if same_story(doc, by_pos[other], settings, df):
                 uf.union(pos, other)
+        df.add(doc)
     members: dict[int, list[int]] = defaultdict(list)
     for pos in range(len(order)):
         members[uf.find(pos)].append(pos)
@@ -206,7 +238,7 @@ def link_docs(docs: list[Doc], settings) -> dict[int, list[int]]:
 # -- stored clusters ------------------------------------------------------------------------------
 
 def _fingerprint_row(doc: Doc) -> tuple:
-    return (doc.id, doc.at, int(doc.complete), int(doc.relevant), doc.text_sig.tobytes(),
+    return (doc.id, doc.at or 0.0, int(doc.complete), int(doc.relevant), doc.text_sig.tobytes(),
             "\x1f".join(sorted(doc.anchors)), "\x1f".join(sorted(doc.regions)))
 
 
@@ -238,6 +270,31 @@ def _refresh(db, cluster_ids) -> None:
             [cid, rep, len(rows), rows[0][1], rows[-1][1]])
 
 
+def _stored_df(db, stems: set[str]) -> DocFreq:
+    """Document frequencies of these stems in the archive (the cluster_df table)."""
+    counts: dict[str, int] = {}
+    stems_list = sorted(stems)
+    for start in range(0, len(stems_list), 500):
+        chunk = stems_list[start:start + 500]
+        counts.update(db.execute(
+            f"SELECT stem, df FROM cluster_df WHERE stem IN ({','.join('?' * len(chunk))})",
+            chunk).fetchall())
+    n = db.execute("SELECT count(*) FROM cluster_fingerprints").fetchone()[0]
+    return DocFreq(counts, n)
+
+
+def _count_stems(db, docs: list[Doc], sign: int) -> None:
+    counts: dict[str, int] = defaultdict(int)
+    for doc in docs:
+        for a in doc.anchors:
+            if a[0] != "@":
+                counts[a] += 1
+    db.conn.executemany(
+        """INSERT INTO cluster_df (stem, df) VALUES (?, ?)
+           ON CONFLICT(stem) DO UPDATE SET df = max(0, df + excluded.df)""",
+        [(stem, sign * n) for stem, n in counts.items()])
+
+
 def assign_clusters(db, settings, docs: list[Doc]) -> None:
     """Incremental: match each doc against stored fingerprints in the window; merge if it bridges."""
     if not docs:
@@ -247,17 +304,24 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
     marks = ",".join("?" * len(ids))
     old = {r[0] for r in db.execute(
         f"SELECT DISTINCT cluster_id FROM items WHERE id IN ({marks}) AND cluster_id IS NOT NULL", ids)}
+    previous = [_doc_from_fingerprint(r) for r in db.execute(
+        f"""SELECT item_id, at, complete, relevant, text_sig, anchors, regions
+            FROM cluster_fingerprints WHERE item_id IN ({marks})""", ids).fetchall()]
+    if previous:
+        _count_stems(db, previous, -1)
     db.execute(f"DELETE FROM cluster_keys WHERE item_id IN ({marks})", ids)
     db.execute(f"DELETE FROM cluster_fingerprints WHERE item_id IN ({marks})", ids)
     db.execute(f"UPDATE items SET cluster_id = NULL WHERE id IN ({marks})", ids)
+    df = _stored_df(db, {a for d in docs for a in d.anchors if a[0] != "@"})
     touched = set(old)
-    for doc in sorted(docs, key=lambda d: (d.at, d.id)):
-        keys = keys_of(doc)
+    for doc in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
+        at = doc.at or 0.0
+        keys = keys_of(doc, df)
         kmarks = ",".join("?" * len(keys))
         candidates = [r[0] for r in db.execute(
             f"""SELECT item_id FROM cluster_keys WHERE key IN ({kmarks}) AND at BETWEEN ? AND ?
                 GROUP BY item_id ORDER BY count(*) DESC LIMIT {MAX_CANDIDATES}""",
-            [*keys, doc.at - window, doc.at + window])]
+            [*keys, at - window, at + window])]
         linked: set[int] = set()
         if candidates:
             cmarks = ",".join("?" * len(candidates))
@@ -266,7 +330,7 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
                                f.regions, i.cluster_id
                         FROM cluster_fingerprints f JOIN items i ON i.id = f.item_id
                         WHERE f.item_id IN ({cmarks})""", candidates).fetchall():
-                if row[7] is not None and same_story(doc, _doc_from_fingerprint(row[:7]), settings):
+                if row[7] is not None and same_story(doc, _doc_from_fingerprint(row[:7]), settings, df):
                     linked.add(row[7])
         cluster_id = min(linked) if linked else doc.id
         others = linked - {cluster_id}
@@ -279,8 +343,10 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
         db.execute("INSERT INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
                    _fingerprint_row(doc))
         db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)",
-                            [(k, doc.id, doc.at) for k in keys])
+                            [(k, doc.id, at) for k in keys])
+        df.add(doc)
         touched.add(cluster_id)
+    _count_stems(db, docs, +1)
     _refresh(db, touched)
 
 
@@ -289,11 +355,17 @@ def rebuild_clusters(db, settings, docs: list[Doc]) -> tuple[int, int]:
     members = link_docs(docs, settings)
     db.execute("DELETE FROM cluster_keys")
     db.execute("DELETE FROM cluster_fingerprints")
+    db.execute("DELETE FROM cluster_df")
     db.execute("DELETE FROM clusters")
     db.conn.executemany("INSERT INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (_fingerprint_row(d) for d in docs))
-    db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)",
-                        ((k, d.id, d.at) for d in docs for k in keys_of(d)))
+    df = DocFreq()
+    rows = []
+    for d in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
+        rows.extend((k, d.id, d.at or 0.0) for k in keys_of(d, df))
+        df.add(d)
+    db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)", rows)
+    db.conn.executemany("INSERT INTO cluster_df (stem, df) VALUES (?, ?)", df.counts.items())
     db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
                         ((ids[0], i) for i, ids in members.items()))
     founders = {ids[0]: ids for ids in members.values()}
@@ -317,3 +389,26 @@ def cluster_info(db, cluster_id: int) -> dict | None:
            WHERE cluster_id = ? ORDER BY at, id LIMIT 200""", [cluster_id])]
     return {"id": row[0], "representative_id": row[1], "size": row[2], "first_at": row[3],
             "last_at": row[4], "members": members}
+
+
+def evaluate_clusters(stories: dict[int, str], members: dict[int, list[int]]) -> dict:
+    """Purity of predicted clusters and the share of true same-story pairs clustered together."""
+    clusters = {tuple(ids) for ids in members.values()}
+    n = sum(len(c) for c in clusters)
+    majority = 0
+    for ids in clusters:
+        counts: dict[str, int] = defaultdict(int)
+        for i in ids:
+            counts[stories[i]] += 1
+        majority += max(counts.values())
+    by_story: dict[str, list[int]] = defaultdict(list)
+    for i, story in stories.items():
+        by_story[story].append(i)
+    pairs = together = 0
+    for ids in by_story.values():
+        for x in range(len(ids)):
+            for y in range(x + 1, len(ids)):
+                pairs += 1
+                together += members[ids[x]] is members[ids[y]] or members[ids[x]] == members[ids[y]]
+    return {"items": n, "clusters": len(clusters), "purity": majority / n if n else 1.0,
+            "pairs": pairs, "pair_recall": together / pairs if pairs else 1.0}

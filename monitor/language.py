@@ -54,6 +54,9 @@ def normalise(text: str | None) -> str:
 # -- language detection -------------------------------------------------------------------------
 
 _SERBO_CROATIAN = {"hr", "bs", "sr"}
+DEFAULT_LANGUAGES = ("en", "nl", "fr", "de", "it", "es", "pl", "el", "hr", "bs", "sr", "pt", "sv",
+                     "ro", "hu", "cs", "sk", "sl", "bg", "lt", "lv", "et", "fi", "da", "mt", "tr",
+                     "ar", "ru", "uk", "sq", "mk")
 _lock = threading.Lock()
 _identifiers: dict[tuple[str, ...], object] = {}
 
@@ -72,7 +75,7 @@ def _identifier(languages: tuple[str, ...]):
 
 
 def detect_language(text: str, declared: str | None = None,
-                    languages: tuple[str, ...] = ("en", "nl", "fr", "de", "it", "es", "pl", "el"),
+                    languages: tuple[str, ...] = DEFAULT_LANGUAGES,
                     max_chars: int = 600) -> str | None:
     """ISO 639-1 code of `text`, or the declared language when the text is too short to tell.
 

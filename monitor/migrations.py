@@ -375,3 +375,16 @@ def m501_web_search_index(db: sqlite_utils.Database) -> None:
     read a few small index pages per matched item instead of the item's whole row."""
     db.execute("CREATE INDEX IF NOT EXISTS items_search_cover ON items(id, source, language, "
                "published, fetched_at, relevant)")
+
+
+@migration
+def m301_tagging_cluster_df(db: sqlite_utils.Database) -> None:
+    """Document frequency of each lede stem, so rare shared words weigh most in story matching."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS cluster_df (
+            stem TEXT PRIMARY KEY,
+            df INTEGER NOT NULL
+        );
+        """
+    )

@@ -203,7 +203,7 @@ class Matcher:
         for ci, hits in terms.items():
             score, evidence, lede = 0.0, [], False
             for (term, lang), (factor, count, fname, weight) in hits.items():
-                score += weight * factor + (weight * 0.25 * min(count - 1, 4) if weight > 0 else 0)
+                score += weight * factor + (weight * 0.5 * min(count - 1, 4) if weight > 0 else 0)
                 evidence.append({"term": term, "field": fname, "weight": weight, "lang": lang,
                                  "count": count})
                 if weight > 0 and fname != "text":

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import ConfigError
-from monitor.language import normalise
+from monitor.language import DEFAULT_LANGUAGES, normalise
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LANG = re.compile(r"^([a-z]{2}|any)$")
@@ -22,10 +22,6 @@ CATEGORY_KEYS = {"label", "within", "threshold", "terms", "not", "and", "focus",
 TAGGING_KEYS = {"relevance", "languages", "text_chars", "title_factor", "summary_factor",
                 "text_factor", "cluster_window_days", "cluster_text_similarity",
                 "cluster_anchor_similarity", "region_dominance"}
-DEFAULT_LANGUAGES = ("en", "nl", "fr", "de", "it", "es", "pl", "el", "hr", "bs", "sr", "pt", "sv",
-                     "ro", "hu", "cs", "sk", "sl", "bg", "lt", "lv", "et", "fi", "da", "mt", "tr",
-                     "ar", "ru", "uk")
-
 
 @dataclass(frozen=True)
 class Term:

@@ -1,0 +1,260 @@
+"""Tagging: the rule language on short phrases, then stored items tagged with evidence at ingest."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from monitor.config import load_config
+from monitor.store import open_db, save_items
+from monitor.tagging import evaluate, matcher_for, process_items
+from monitor.taxonomy import parse_taxonomy
+from tests.helpers import DATA, ROOT, write_config
+
+
+def _taxonomy(regions=None, topics=None, relevance=None):
+    raw = {"regions": regions or {}, "topics": topics or {},
+           "tagging": {"relevance": relevance or {"threshold": 2,
+                                                  "terms": {"en": ["migrant*:2", "asylum*:2"]}}}}
+    return parse_taxonomy(raw, "test.toml")
+
+
+def _tags(taxonomy, title, summary="", text="", lang="en", **kw):
+    result = matcher_for(taxonomy).tag(title, summary, text, lang, **kw)
+    return {(t.kind, t.slug) for t in result.tags}, result
+
+
+ISLAND = {"island": {"label": "Island", "within": "sea", "threshold": 3,
+                     "terms": {"any": ["Lampedusa:3", "Λαμπεντούζα:3"]}},
+          "sea": {"label": "Sea", "threshold": 3, "terms": {"en": ["central Mediterranean:3"]}}}
+
+
+def test_child_region_implies_its_parent_with_evidence():
+    tags, result = _tags(_taxonomy(ISLAND), "Migrants land on Lampedusa")
+    assert tags == {("region", "island"), ("region", "sea")}
+    parent = next(t for t in result.tags if t.slug == "sea")
+    assert parent.evidence[0]["implied_by"] == "island"
+    child = next(t for t in result.tags if t.slug == "island")
+    assert child.evidence[0] == {"term": "Lampedusa", "field": "title", "weight": 3.0, "lang": "any",
+                                 "count": 1}
+
+
+def test_language_neutral_names_match_in_every_language_and_script():
+    tax = _taxonomy(ISLAND, relevance={"threshold": 1, "terms": {"any": ["Lampedusa", "Λαμπεντούζα"]}})
+    assert ("region", "island") in _tags(tax, "Νέα άφιξη στη Λαμπεντούζα", lang="el")[0]
+    assert ("region", "island") in _tags(tax, "LAMPEDUSA: nuovi sbarchi", lang="it")[0]
+
+
+def test_passing_mention_in_the_body_is_not_enough_for_a_region():
+    tax = _taxonomy(ISLAND)
+    lede = "The coast guard says forty people were saved."
+    tags, result = _tags(tax, "Migrants rescued at sea", lede, "... later taken to Lampedusa.")
+    assert ("region", "island") not in tags
+    assert any(s["tag"] == "island" and "body" in s["reason"] for s in result.suppressed)
+    tags, _ = _tags(tax, "Migrants rescued at sea", lede,
+                    "Lampedusa hotspot is full. On Lampedusa the mayor asked for help. Lampedusa waits.")
+    assert ("region", "island") in tags
+
+
+def test_non_relevant_items_get_no_tags():
+    tags, result = _tags(_taxonomy(ISLAND), "Lampedusa beaches are full of tourists")
+    assert not result.relevant and tags == set()
+
+
+def test_prefixes_sequences_and_weights_reach_the_threshold():
+    topics = {"policy": {"label": "Policy", "threshold": 3,
+                         "terms": {"pl": ["polityk* migracyjn*:3", "ustaw*:1"]}}}
+    tax = _taxonomy(topics=topics, relevance={"threshold": 1, "terms": {"pl": ["migra*"]}})
+    assert ("topic", "policy") in _tags(tax, "Nowa polityka migracyjna rządu", lang="pl")[0]
+    assert ("topic", "policy") in _tags(tax, "Spór o politykę migracyjną", lang="pl")[0]
+    # the words must follow each other
+    assert ("topic", "policy") not in _tags(tax, "Polityka rządu wobec migracji", lang="pl")[0]
+    # one weak term is below the threshold
+    assert ("topic", "policy") not in _tags(tax, "Ustawa o migracji", lang="pl")[0]
+
+
+def test_and_group_within_n_words():
+    topics = {"deals": {"label": "Deals", "threshold": 3, "terms": {"en": ["externalisation:3"]},
+                        "and": [{"all": [["deal", "agreement"], ["Tunisia", "Libya"]],
+                                 "near": 3, "weight": 2}]}}
+    tax = _taxonomy(topics=topics)
+    assert ("topic", "deals") in _tags(tax, "Migrant deal with Tunisia signed")[0]
+    far = "Migrant deal signed after long talks in Brussels with officials from Tunisia"
+    assert ("topic", "deals") not in _tags(tax, far)[0]
+
+
+def test_not_group_vetoes_the_category():
+    topics = {"rescue": {"label": "Rescue", "threshold": 2, "terms": {"en": ["rescue*:2"]},
+                         "not": {"en": ["rescue dog*"]}}}
+    tax = _taxonomy(topics=topics)
+    assert ("topic", "rescue") in _tags(tax, "Migrants rescued off Malta")[0]
+    tags, result = _tags(tax, "Rescue dogs join migrant search")
+    assert ("topic", "rescue") not in tags
+    assert result.suppressed[0]["vetoed_by"][0]["term"] == "rescue dog*"
+
+
+def test_unless_drops_a_topic_given_together_with_another():
+    topics = {"arrivals": {"label": "Arrivals", "threshold": 2, "terms": {"en": ["crossing*:2"]},
+                           "unless": ["deaths"]},
+              "deaths": {"label": "Deaths", "threshold": 2, "terms": {"en": ["died:2"]}}}
+    tax = _taxonomy(topics=topics)
+    assert _tags(tax, "Migrant crossings rise")[0] == {("topic", "arrivals")}
+    assert _tags(tax, "Migrants died during crossing")[0] == {("topic", "deaths")}
+
+
+def test_terms_of_another_language_do_not_match():
+    topics = {"courts": {"label": "Courts", "threshold": 2, "terms": {"pl": ["sąd:2"], "en": ["court:2"]}}}
+    tax = _taxonomy(topics=topics, relevance={"threshold": 1, "terms": {"any": ["migrant*"]}})
+    assert ("topic", "courts") in _tags(tax, "Sąd w sprawie migrantów", lang="pl")[0]
+    assert ("topic", "courts") not in _tags(tax, "Sad migrants in the rain", lang="en")[0]
+
+
+def test_one_place_counts_once_even_when_two_terms_match_it():
+    topics = {"reception": {"label": "R", "threshold": 5,
+                            "terms": {"hr": ["prihvatn*:3", "prihvatni centar:3"]}}}
+    tax = _taxonomy(topics=topics, relevance={"threshold": 1, "terms": {"any": ["migrant*"]}})
+    _, result = _tags(tax, "", "Migranti u prihvatni centar", lang="hr")
+    assert not result.tags  # 3 x 1.5 = 4.5 < 5: the two terms start at the same word
+
+
+def test_the_matcher_is_compiled_once_per_taxonomy():
+    tax = _taxonomy(ISLAND)
+    assert matcher_for(tax) is matcher_for(tax)
+    assert matcher_for(_taxonomy(ISLAND)) is not matcher_for(tax)
+
+
+# -- the shipped taxonomy on real text ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_config(ROOT / "config.toml").taxonomy
+
+
+def _dev():
+    return [json.loads(line) for line in (DATA / "labelled" / "dev.jsonl").read_text().splitlines()
+            if line.strip()]
+
+
+def test_evaluation_counts_precision_recall_and_f1():
+    regions = dict(ISLAND, other={"label": "Other island", "within": "sea", "threshold": 3,
+                                  "terms": {"any": ["Linosa:3"]}})
+    tax = _taxonomy(regions, topics={"arrivals": {"label": "A", "threshold": 2,
+                                                  "terms": {"en": ["landed:2"]}}})
+    examples = [
+        {"title": "Migrants landed on Lampedusa", "lede": "", "lang": "en", "relevant": True,
+         "regions": ["island"], "topics": ["arrivals"]},
+        {"title": "Lampedusa beaches are full", "lede": "", "lang": "en", "relevant": False,
+         "regions": [], "topics": []},
+        {"title": "Migrants taken to Linosa", "lede": "", "lang": "en", "relevant": True,
+         "regions": ["island"], "topics": []},
+        {"title": "Asylum rules change", "lede": "", "lang": "en", "relevant": False,
+         "regions": [], "topics": []},
+    ]
+    report = evaluate(tax, examples)
+    assert report["n"] == 4
+    assert report["relevance_accuracy"] == 0.75
+    per_tag = report["regions"]["per_tag"]
+    assert per_tag["island"] == {"tp": 1, "fp": 0, "fn": 1, "precision": 1.0, "recall": 0.5,
+                                 "f1": pytest.approx(2 / 3)}
+    assert per_tag["other"]["fp"] == 1
+    assert per_tag["sea"]["tp"] == 2  # the labelled child implies its parent
+    m = report["regions"]["micro"]
+    assert (m["tp"], m["fp"], m["fn"]) == (3, 1, 1)
+    assert m["f1"] == pytest.approx(0.75)
+    assert report["topics"]["micro"]["f1"] == 1.0
+
+
+def test_development_set_quality_does_not_regress(shipped):
+    report = evaluate(shipped, _dev())
+    assert report["n"] >= 200
+    assert report["relevance_accuracy"] >= 0.95
+    assert report["regions"]["micro"]["f1"] >= 0.88
+    assert report["topics"]["micro"]["f1"] >= 0.72
+
+
+def test_distractors_are_not_relevant(shipped):
+    matcher = matcher_for(shipped)
+    distractors = [r for r in _dev() if not r["relevant"]]
+    assert len(distractors) >= 20
+    wrong = [r["title"] for r in distractors
+             if matcher.tag(r["title"], r.get("lede"), None, r["lang"]).relevant]
+    assert len(wrong) <= len(distractors) * 0.1, wrong
+
+
+def test_hostile_text_is_tagged_in_bounded_time(shipped):
+    matcher = matcher_for(shipped)
+    megabyte = ("Migrants\u200b rescued &amp; <i>Lampedusa</i> Λαμπεντούζα Białoruś 🚤 " * 20000)[:1_000_000]
+    started = time.process_time()
+    result = matcher.tag("<b>Migranti</b> &#8211; Lampe\u200bdusa", "مهاجرون &lt;script&gt;", megabyte, "it")
+    assert time.process_time() - started < 2.0
+    assert result.relevant and "lampedusa" in result.slugs("region")
+
+
+def test_only_the_start_of_the_text_is_read(shipped):
+    filler = "Il sindaco ha parlato del bilancio comunale e delle strade. " * 60
+    result = matcher_for(shipped).tag("Consiglio comunale", "", filler + " migranti naufragio Lampedusa",
+                                      "it")
+    assert len(filler) > 2000 and not result.relevant
+
+
+# -- stored items ------------------------------------------------------------------------------
+
+def _items(rows, source="news", prefix="item"):
+    return [{"url": f"https://news.example/{prefix}/{i}", "url_keys": [f"news.example/{prefix}/{i}"],
+             "source": source, "title": r["title"], "summary": r.get("lede") or "", "text": "",
+             "declared_language": r.get("declared", "en"), "published": "2026-11-30T08:00:00Z",
+             "fetched_at": "2026-11-30T09:00:00Z", "full_text": 0} for i, r in enumerate(rows)]
+
+
+def test_process_items_stores_language_relevance_tags_and_evidence(db, config):
+    rows = [r for r in _dev() if r["relevant"] and "lampedusa" in r["regions"]][:3]
+    rows += [r for r in _dev() if not r["relevant"]][:2]
+    ids = [i for i, _ in save_items(db, _items(rows))]
+    process_items(db, config, ids)
+    stored = {r["id"]: r for r in db.query("SELECT * FROM items")}
+    for item_id, row in zip(ids, rows, strict=True):
+        assert stored[item_id]["language"] == row["lang"]
+        assert stored[item_id]["declared_language"] == "en"
+        assert stored[item_id]["relevant"] == int(row["relevant"])
+        assert stored[item_id]["tagged_at"]
+    tags = list(db.query("SELECT * FROM item_tags WHERE item_id = ?", [ids[0]]))
+    slugs = {(t["kind"], t["tag"]) for t in tags}
+    assert {("region", "lampedusa"), ("region", "central-med")} <= slugs
+    evidence = json.loads(next(t for t in tags if t["tag"] == "lampedusa")["evidence"])
+    assert evidence[0]["term"].lower().startswith("lampedus")
+    assert evidence[0]["field"] in ("title", "summary")
+    for item_id in ids[3:]:
+        assert not list(db.query("SELECT * FROM item_tags WHERE item_id = ?", [item_id]))
+
+
+def test_reprocessing_replaces_old_tags(db, config):
+    rows = [r for r in _dev() if r["relevant"] and r["regions"]][:1]
+    ids = [i for i, _ in save_items(db, _items(rows))]
+    db.execute("INSERT INTO item_tags VALUES (?, 'topic', 'courts', 9, '[]')", [ids[0]])
+    process_items(db, config, ids)
+    process_items(db, config, ids)
+    tags = [t["tag"] for t in db.query("SELECT tag FROM item_tags WHERE item_id = ?", ids)]
+    assert "courts" not in tags or rows[0]["topics"].count("courts")
+    assert len(tags) == len(set(tags))
+
+
+def test_source_defaults_apply_only_to_relevant_items(tmp_path):
+    path = write_config(tmp_path, sources=[{"name": "boats", "url": "http://127.0.0.1:9/feed",
+                                            "kind": "feed", "regions": ["aegean-islands"],
+                                            "topics": ["search-rescue"]}])
+    config = load_config(path)
+    db = open_db(config.storage.database)
+    try:
+        relevant = [r for r in _dev() if r["relevant"] and "central-med" in r["regions"]][:1]
+        other = [r for r in _dev() if not r["relevant"]][:1]
+        ids = [i for i, _ in save_items(db, _items(relevant + other, source="boats"))]
+        process_items(db, config, ids)
+        first = {t["tag"]: json.loads(t["evidence"]) for t in
+                 db.query("SELECT tag, evidence FROM item_tags WHERE item_id = ?", [ids[0]])}
+        assert first["aegean-islands"][0]["field"] == "source"
+        assert "eastern-med" in first and "search-rescue" in first
+        assert not list(db.query("SELECT * FROM item_tags WHERE item_id = ?", [ids[1]]))
+    finally:
+        db.close()
