@@ -1,6 +1,6 @@
 """Benchmark: personalised issue mails through the outbox to a loopback aiosmtpd server.
 
-    .venv/bin/python bench/bench_send.py [--messages 10000] [--runs 3] [--dkim]
+    .venv/bin/python bench/bench_send.py [--messages 10000] [--runs 3] [--dkim] [--bench-render]
 
 The SMTP server runs in its own process (it discards what it receives after counting it), so
 the figures are the sender's: messages per second over one reused connection, and peak memory.
@@ -116,6 +116,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dkim", action="store_true", help="Sign every message (RSA 2048).")
+    parser.add_argument("--bench-render", action="store_true",
+                        help="Use the built-in 60-story stand-in instead of monitor.render on a "
+                             "week of corpus stories.")
     args = parser.parse_args()
 
     from monitor.config import load_config
@@ -134,21 +137,40 @@ def main() -> None:
         if args.dkim:
             smtp.update(dkim_key_file=str(_dkim_key(Path(tmp))), dkim_selector="bench",
                         dkim_domain="example.org")
-        config = load_config(write_config(Path(tmp), smtp=smtp))
-        db = open_db(config.storage.database)
+        if args.bench_render:
+            config = load_config(write_config(Path(tmp), smtp=smtp))
+            db = open_db(config.storage.database)
+            render, renderer = bench_render, "built-in 60-story stand-in"
+        else:
+            from monitor import digest
+            from monitor.render import render_issue
+            from tests.fixtures_digest import NOW, WEEK, fill_week, write_digest_config
+
+            config = write_digest_config(Path(tmp), smtp=smtp)
+            db = open_db(config.storage.database)
+            fill_week(db, config, 70)
+            real_issue = digest.draft_issue(db, config, WEEK, now=NOW)["id"]
+            render, renderer = render_issue, "monitor.render.render_issue, a week of 70 stories"
         per_region = args.messages // (len(REGIONS) + 1)
         for i, region in enumerate(REGIONS):
             add_active(db, config, per_region, prefix=f"r{i}-", regions=[region], name="Member")
         add_active(db, config, args.messages - per_region * len(REGIONS), prefix="all-", name="Member")
         rates, seconds, freezes, cpu = [], [], [], []
         for run in range(args.runs):
-            issue = make_issue(db, week=f"2026-W{10 + run:02d}")
+            if args.bench_render:
+                issue = make_issue(db, week=f"2026-W{10 + run:02d}")
+            else:
+                # The same drafted issue each run: forget the previous run's deliveries.
+                issue = real_issue
+                db.execute("DELETE FROM outbox WHERE issue_id = ?", [issue])
+                db.execute("DELETE FROM outbox_issues WHERE issue_id = ?", [issue])
+                db.execute("UPDATE digests SET state = 'approved' WHERE id = ?", [issue])
             start = time.perf_counter()
             freeze_outbox(db, config, issue)
             freezes.append(time.perf_counter() - start)
             before = count.value
             cpu_start = time.process_time()
-            stats = send_issue(db, config, issue, render=bench_render)
+            stats = send_issue(db, config, issue, render=render)
             cpu.append((time.process_time() - cpu_start) / stats.sent)
             assert stats.sent == args.messages and stats.connections == 1, stats
             assert count.value - before == args.messages
@@ -160,7 +182,8 @@ def main() -> None:
     server.terminate()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rate = statistics.median(rates)
-    print(f"\nmessages per run        {args.messages}" + (" (DKIM-signed)" if args.dkim else ""))
+    print(f"\nrenderer                {renderer}")
+    print(f"messages per run        {args.messages}" + (" (DKIM-signed)" if args.dkim else ""))
     print(f"median send time        {statistics.median(seconds):.2f} s")
     print(f"median rate             {rate:.0f} msg/s  (target >= 200: ratio {rate / 200:.2f})")
     print(f"median sender CPU       {statistics.median(cpu) * 1000:.2f} ms/message "

@@ -207,3 +207,14 @@ def test_without_8bitmime_the_body_is_quoted_printable(tmp_path, smtp_server):
     assert data.isascii() and b"quoted-printable" in data
     msg = email.message_from_bytes(data, policy=policy.default)
     assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Zürich\n"
+
+
+def test_a_one_line_html_page_is_sent_in_short_lines_and_renders_the_same(tmp_path, smtp_server):
+    config, _ = _setup(tmp_path, smtp_server)
+    html = "<html><body>" + "".join(f'<p style="margin: 0 0 8px 0">Story {i} – Ελλάδα</p>'
+                                    for i in range(300)) + "</body></html>"
+    data = build_message(config, to_address="a@example.org", subject="s", text="t", html=html,
+                         message_id="<m@example.org>", allow_8bit=True)
+    assert max(len(line) for line in data.split(b"\r\n")) < 998
+    got = email.message_from_bytes(data, policy=policy.default).get_body(("html",)).get_content()
+    assert " ".join(got.split()) == " ".join(html.split())
