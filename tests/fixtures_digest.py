@@ -112,8 +112,7 @@ def fill_week(db, config, stories: int = 70, clustered_every: int = 4, start: da
         published = start + timedelta(seconds=span * (number + 0.5) / stories)
         ids = []
         for i, article in enumerate(members):
-            url = article["url"] if cursor <= len(articles) else f"{article['url']}?copy={cursor}-{i}"
-            ids.append(_store(db, article, url, published + timedelta(minutes=37 * i)))
+            ids.append(_store(db, article, article["url"], published + timedelta(minutes=37 * i)))
         story = ids[0]
         _tag(db, ids, story, region, topic)
         made.append({"story": story, "items": ids, "region": region, "topic": topic,
@@ -128,6 +127,11 @@ def fill_week(db, config, stories: int = 70, clustered_every: int = 4, start: da
 
 
 def _store(db, article: dict, url: str, published: datetime) -> int:
+    copy = 0
+    base = url
+    while db.execute("SELECT 1 FROM items WHERE url = ?", [canonical_url(url)]).fetchone():
+        copy += 1  # the corpus is reused: every stored story must be a new item
+        url = f"{base}{'&' if '?' in base else '?'}copy={copy}"
     paragraphs = [p for p in article["body"].split("\n\n") if p.strip()]
     item = {"url": canonical_url(url), "url_keys": [url_key(url)], "source": article["publisher"],
             "title": article["title"], "summary": paragraphs[0][:500], "text": article["body"],

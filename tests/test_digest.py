@@ -146,6 +146,7 @@ def test_edits_are_recorded_and_survive_a_redraft(digest_db, digest_config):
     view = _view(db, config, redrafted)
     check(view)
     stories = {e["story"] for e in _entries(view) + view["candidates"]}
+    assert len(stories) == 74  # 3 new stories, and that batch's "week before" item falls in W49
     assert {m["story"] for m in more} <= stories
 
     history = digest.edit_history(db, issue["id"])
