@@ -25,6 +25,7 @@ from monitor.store import fts_query, get_item
 
 FACET_WINDOW = 2000   # facet counts are over at most this many best-ranked matches
 COUNT_CAP = 10000     # totals above this are reported as "more than 10,000"
+CANDIDATE_WINDOW = 20000  # results are ordered among the newest this many text matches
 MAX_PER_PAGE = 100
 EXPORT_LIMIT = 10000
 SORTS = ("relevance", "date")
@@ -142,6 +143,7 @@ class SearchResult:
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     facet_window: int = 0             # how many matches the facet counts cover
     fts: str | None = None            # the FTS5 expression actually run
+    candidates_bounded: bool = False  # ranked among the newest CANDIDATE_WINDOW text matches only
 
     @property
     def pages(self) -> int:
@@ -150,7 +152,7 @@ class SearchResult:
     def as_dict(self) -> dict:
         return {
             "params": self.params.as_dict(), "total": self.total, "total_capped": self.total_capped,
-            "facet_window": self.facet_window,
+            "facet_window": self.facet_window, "candidates_bounded": self.candidates_bounded,
             "facets": {k: [{"value": v, "count": n} for v, n in rows] for k, rows in self.facets.items()},
             "items": [{k: v for k, v in item.items() if k != "snippet_html"} for item in self.items],
         }
@@ -186,16 +188,33 @@ def _filters(p: SearchParams) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def _matching_ids(db, p: SearchParams, limit: int, match: str | None) -> list[int]:
+def _candidate_floor(db, match: str) -> int | None:
+    """The rowid of the CANDIDATE_WINDOW-th most recently stored match, when there are more.
+
+    Ranking (bm25) or date-sorting every match of a common word costs time proportional to the
+    matches; bounding the candidates to the newest CANDIDATE_WINDOW keeps a search on millions of
+    items within its budget. FTS5 walks rowids in descending order without scoring, so this is cheap.
+    """
+    if not CANDIDATE_WINDOW:
+        return None
+    row = _run(db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC "
+                   "LIMIT 1 OFFSET ?", [match, CANDIDATE_WINDOW - 1])
+    return row[0][0] if row else None
+
+
+def _matching_ids(db, p: SearchParams, limit: int, match: str | None,
+                  floor: int | None = None) -> list[int]:
     where, params = _filters(p)
+    bound = "" if floor is None else f" AND items_fts.rowid >= {int(floor)}"
     if match and not where and p.sort == "relevance":
         # No filter on items: rank inside the FTS table alone, without the join.
-        sql = "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rank LIMIT ?"
+        sql = (f"SELECT rowid FROM items_fts WHERE items_fts MATCH ?{bound} "
+               f"ORDER BY rank LIMIT ?")
         return [row[0] for row in _run(db, sql, [match, limit])]
     if match:
         order = "items_fts.rank" if p.sort == "relevance" else f"{_WHEN} DESC, items.id DESC"
         sql = (f"SELECT items.id FROM items_fts JOIN items ON items.id = items_fts.rowid "
-               f"WHERE items_fts MATCH ? {''.join(' AND ' + w for w in where)} "
+               f"WHERE items_fts MATCH ?{bound} {''.join(' AND ' + w for w in where)} "
                f"ORDER BY {order} LIMIT ?")
         args = [match, *params, limit]
     else:
@@ -216,7 +235,10 @@ def _run(db, sql: str, args: list) -> list:
 
 def _count(db, p: SearchParams, match: str | None) -> tuple[int, bool]:
     where, params = _filters(p)
-    if match:
+    if match and not where:
+        inner = "SELECT 1 FROM items_fts WHERE items_fts MATCH ?"
+        args = [match]
+    elif match:
         inner = (f"SELECT 1 FROM items_fts JOIN items ON items.id = items_fts.rowid "
                  f"WHERE items_fts MATCH ? {''.join(' AND ' + w for w in where)}")
         args = [match, *params]
@@ -231,14 +253,15 @@ def search(db, p: SearchParams, facets: bool = True) -> SearchResult:
     """One page of results with snippets, the total and facet counts (over the best matches)."""
     match = fts_query(p.q) if p.q.strip() else None
     window = max(FACET_WINDOW if facets else 0, p.page * p.per_page)
-    ids = _matching_ids(db, p, window, match)
-    if len(ids) < window:
+    floor = _candidate_floor(db, match) if match else None
+    ids = _matching_ids(db, p, window, match, floor)
+    if len(ids) < window and floor is None:
         total, capped = len(ids), False
     else:
         total, capped = _count(db, p, match)
     page_ids = ids[(p.page - 1) * p.per_page: p.page * p.per_page]
     items = _rows(db, page_ids, match)
-    result = SearchResult(p, items, total, capped, fts=match)
+    result = SearchResult(p, items, total, capped, fts=match, candidates_bounded=floor is not None)
     if facets:
         facet_ids = ids[:FACET_WINDOW]
         result.facets = facet_counts(db, facet_ids)
@@ -322,7 +345,7 @@ EXPORT_COLUMNS = ("id", "published", "source", "language", "title", "url", "regi
 def export_rows(db, p: SearchParams, limit: int = EXPORT_LIMIT) -> list[dict]:
     """Every matching item (up to limit) in the chosen order, flattened for CSV/JSON."""
     match = fts_query(p.q) if p.q.strip() else None
-    ids = _matching_ids(db, p, limit, match)
+    ids = _matching_ids(db, p, limit, match, _candidate_floor(db, match) if match else None)
     out = []
     for start in range(0, len(ids), 500):
         for row in _rows(db, ids[start:start + 500], match):

@@ -159,3 +159,16 @@ def test_item_page_shows_tags_evidence_and_story(web, analyst):
 def test_corpus_is_real_text():
     docs = corpus_documents()
     assert len(docs) > 300 and len({d["language"] for d in docs}) >= 5
+
+
+def test_common_words_are_ranked_among_the_newest_matches_with_a_notice(web, analyst, monkeypatch):
+    full = aq.search(web.db, aq.SearchParams(q="the"))
+    monkeypatch.setattr(aq, "CANDIDATE_WINDOW", 50)
+    bounded = aq.search(web.db, aq.SearchParams(q="the"))
+    assert bounded.candidates_bounded and not full.candidates_bounded
+    assert bounded.total == full.total  # the count still covers every match
+    newest = {r[0] for r in web.db.execute(
+        "SELECT rowid FROM items_fts WHERE items_fts MATCH '\"the\"' ORDER BY rowid DESC LIMIT 50")}
+    assert {item["id"] for item in bounded.items} <= newest
+    page = analyst.get("/search", params={"q": "the"})
+    assert "most recently stored matches" in page.text

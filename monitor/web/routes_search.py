@@ -67,6 +67,7 @@ def search_page(request: Request):
     return render(request, "search/search.html", {
         "params": params, "result": result, "error": error, "labels": _labels(request),
         "known": _known_values(request), "taxonomy": get_config(request).taxonomy,
+        "candidate_window": aq.CANDIDATE_WINDOW,
     }, status_code=400 if error else 200)
 
 
