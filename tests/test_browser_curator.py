@@ -1,5 +1,5 @@
-"""A curator in Chromium (Playwright): signs in, drafts the week, excludes, reorders by keyboard and by
-drag and drop, edits a headline, filters candidates, previews, sends a test, approves late after
+"""A curator in Chromium (Playwright): signs in, drafts the week, excludes, reorders by keyboard and
+by drag and drop, edits a headline, filters candidates, previews, sends a test, approves late after
 confirming, reads the history. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def test_curator_curates_previews_tests_and_approves(site_web, page):
     page.keyboard.press("Enter")
     expect(first_entry(page, slug)).to_have_attribute("data-story", str(order[1]))
     assert stories_in(web, slug)[:2] == [order[1], order[0]]
-    assert page.evaluate("document.activeElement && document.activeElement.id") == f"down-{order[0]}"
+    focused = page.evaluate("document.activeElement && document.activeElement.id")
+    assert focused == f"down-{order[0]}"
     order = stories_in(web, slug)
 
     # Drag and drop: the second story onto the top half of the first (both in view, as a person

@@ -1,6 +1,6 @@
-"""A member in Chromium (Playwright): subscribes, receives the confirmation mail at a loopback aiosmtpd
-server, opens the link, confirms with the button, changes preferences, receives an issue, and
-unsubscribes through the link in its List-Unsubscribe header; then reads the public archive.
+"""A member in Chromium (Playwright): subscribes, receives the confirmation mail at a loopback
+aiosmtpd server, opens the link, confirms with the button, changes preferences, receives an issue,
+and unsubscribes through the link in its List-Unsubscribe header; then reads the public archive.
 Mails are parsed with the email package. Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def test_member_subscribes_confirms_and_unsubscribes(site_web, page):
 
     page.get_by_role("link", name="Choose what you receive").click()
     page.wait_for_url("**/preferences/**")
-    assert page.get_by_label(web.config.taxonomy.regions["balkan-route"].label, exact=True).is_checked()
+    balkan = web.config.taxonomy.regions["balkan-route"].label
+    assert page.get_by_label(balkan, exact=True).is_checked()
     page.get_by_label(web.config.taxonomy.topics["detention"].label, exact=True).check()
     page.get_by_role("button", name="Save my preferences").click()
     page.wait_for_selector("text=Your preferences are saved")
@@ -92,7 +93,8 @@ def test_member_subscribes_confirms_and_unsubscribes(site_web, page):
 
     # An issue arrives; its List-Unsubscribe header carries the signed link (RFC 8058).
     issue = digest.draft_issue(web.db, web.config, WEEK)
-    web.db.execute("UPDATE digests SET send_at = '2099-01-01T09:00:00Z' WHERE id = ?", [issue["id"]])
+    web.db.execute("UPDATE digests SET send_at = '2099-01-01T09:00:00Z' WHERE id = ?",
+                   [issue["id"]])
     digest.approve_issue(web.db, web.config, issue["id"], "cora")
     outbox.send_issue(web.db, web.config, issue["id"])
     weekly = received(mail, 2)

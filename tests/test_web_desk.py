@@ -1,4 +1,4 @@
-"""The curation desk over HTTP: a curator drafts, curates, previews, test-sends and approves a week."""
+"""The curation desk over HTTP: a curator drafts, curates, previews, test-sends and approves."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def issue_of(web) -> dict:
 
 
 def section_stories(web, slug: str) -> list[int]:
-    return [e["story"] for s in issue_of(web)["sections"] if s["slug"] == slug for e in s["entries"]]
+    sections = issue_of(web)["sections"]
+    return [e["story"] for s in sections if s["slug"] == slug for e in s["entries"]]
 
 
 def entry_ids(html: str, slug: str) -> list[int]:
@@ -94,7 +95,8 @@ def test_exclude_and_include_again(desk):
     page = client.get(DESK).text
     assert story not in entry_ids(page, slug)
     assert f'id="include-{story}"' in page  # back among the candidates, with an Include button
-    client.post(f"{DESK}/story/{story}/include", data={"csrf_token": token(client), "section": slug})
+    client.post(f"{DESK}/story/{story}/include",
+                data={"csrf_token": token(client), "section": slug})
     assert story in section_stories(web, slug)
 
 
@@ -126,7 +128,8 @@ def test_move_to_a_position_and_another_section(desk):
     assert story not in section_stories(web, first)
     assert section_stories(web, second)[1] == story
     other = section_stories(web, second)[0]
-    client.post(f"{DESK}/story/{other}/section", data={"csrf_token": token(client), "section": first})
+    client.post(f"{DESK}/story/{other}/section",
+                data={"csrf_token": token(client), "section": first})
     assert section_stories(web, first)[-1] == other
 
 
@@ -167,7 +170,8 @@ def test_state_never_changes_on_get_and_forms_need_the_token(desk):
     web, _, client = desk
     story = section_stories(web, issue_of(web)["sections"][0]["slug"])[0]
     revision = digest.find_issue(web.db, WEEK)["revision"]
-    for path in (f"{DESK}/story/{story}/exclude", f"{DESK}/approve", f"{DESK}/draft", f"{DESK}/test"):
+    actions = (f"{DESK}/story/{story}/exclude", f"{DESK}/approve", f"{DESK}/draft", f"{DESK}/test")
+    for path in actions:
         assert client.get(path).status_code == 405
     response = client.post(f"{DESK}/story/{story}/exclude", data={"csrf_token": "forged"})
     assert response.status_code == 403
@@ -291,7 +295,8 @@ def test_htmx_requests_get_errors_in_place(desk):
                            data={"csrf_token": token(client), "position": "x"},
                            headers={"HX-Request": "true"})
     assert response.status_code == 200
-    assert 'id="desk-error"' in response.text and "Give the new position as a number" in response.text
+    assert 'id="desk-error"' in response.text
+    assert "Give the new position as a number" in response.text
 
 
 def test_history_lists_who_did_what(desk):
@@ -302,7 +307,8 @@ def test_history_lists_who_did_what(desk):
     client.post(f"{DESK}/intro", data={"csrf_token": token(client), "intro": "Hello"})
     page = client.get(f"{DESK}/history").text
     rows = re.findall(r"<tr>\s*<td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>", page)
-    assert [(who, action) for _, who, action in rows][:2] == [("cora", "intro"), ("cora", "exclude")]
+    newest = [(who, action) for _, who, action in rows][:2]
+    assert newest == [("cora", "intro"), ("cora", "exclude")]
 
 
 def test_add_an_article_from_its_address(desk, site, article_pages):

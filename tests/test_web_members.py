@@ -1,4 +1,4 @@
-"""Public member pages over HTTP: subscribe, confirm, preferences, unsubscribe, the archive and feed."""
+"""Public member pages over HTTP: subscribe, confirm, preferences, unsubscribe, archive, feed."""
 
 from __future__ import annotations
 
@@ -56,7 +56,8 @@ def test_subscribing_records_consent_and_mails_a_confirmation_link(site_web):
     sub = subscribers.get_subscriber(web.db, "amal@example.org")
     assert sub["status"] == "pending" and sub["regions"] == ["balkan-route", "channel"]
     assert sub["topics"] == ["pushbacks"] and sub["language"] == "fr"
-    assert sub["consent_how"] == "web" and sub["consent_text_version"] == desk_queries.CONSENT_VERSION
+    assert sub["consent_how"] == "web"
+    assert sub["consent_text_version"] == desk_queries.CONSENT_VERSION
     assert sub["consent_ip"] == "127.0.0.1" and sub["consent_user_agent"] == "Test browser/1.0"
     link = mailed_link(mail, 1, "confirm")
     assert link.startswith(web.base_url + "/confirm/")
@@ -173,7 +174,8 @@ def test_one_click_unsubscribe_needs_no_cookie_or_token(site_web):
 
 def _sent_issue(web) -> dict:
     issue = digest.draft_issue(web.db, web.config, WEEK)
-    web.db.execute("UPDATE digests SET send_at = '2099-01-01T09:00:00Z' WHERE id = ?", [issue["id"]])
+    web.db.execute("UPDATE digests SET send_at = '2099-01-01T09:00:00Z' WHERE id = ?",
+                   [issue["id"]])
     digest.approve_issue(web.db, web.config, issue["id"], "cora")
     digest.set_issue_state(web.db, issue["id"], "sending")
     return digest.set_issue_state(web.db, issue["id"], "sent")

@@ -1,4 +1,4 @@
-"""The curation desk: this week's draft by section, the week's candidate stories, preview, test, approve.
+"""The curation desk: the week's draft by section, its candidate stories, preview, test, approve.
 
 Maps HTTP to monitor.digest, monitor.render and monitor.outbox (plus monitor.desk_queries); every
 change is one recorded digest edit. Forms work without JavaScript; htmx swaps #desk in place.
@@ -214,7 +214,8 @@ def _story_action(request: Request, week: str, action: str, story: int, fields: 
             desk_queries.move_by(db, config, issue_id, story, by, -1 if action == "up" else 1)
         elif action == "move":
             if not fields["position"].isdigit():
-                raise DigestError("Give the new position as a number (1 is the top of the section).")
+                raise DigestError("Give the new position as a number "
+                                  "(1 is the top of the section).")
             digest.move_story(db, config, issue_id, story, by, int(fields["position"]), section)
         elif action == "section":
             if not section:

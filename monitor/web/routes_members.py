@@ -1,4 +1,4 @@
-"""Public member pages (no account): subscribe, confirm, preferences, unsubscribe, the issue archive.
+"""Public member pages (no account): subscribe, confirm, preferences, unsubscribe, the archive.
 
 Maps HTTP to monitor.subscribers and monitor.render. Signed links (built on [web] base_url by
 monitor.subscribers) only ever show a page on GET; the change happens on the page's POST button,
