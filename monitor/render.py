@@ -14,7 +14,6 @@ import threading
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -290,7 +289,6 @@ def _env(config: Config) -> jinja2.Environment:
             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         )
         env.filters["wrap"] = _wrap
-        env.globals["now"] = datetime.now
         _envs[folder] = env
     return env
 
