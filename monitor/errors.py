@@ -29,6 +29,9 @@ class ConfigError(MonitorError):
         where = f"{self.path}: {key}: " if key else f"{self.path}: "
         super().__init__(where + message)
 
+    def __reduce__(self):  # picklable across worker processes
+        return (self.__class__, (self.path, self.key, self.message))
+
 
 class FetchError(MonitorError):
     def __init__(self, url: str, message: str):
@@ -36,12 +39,18 @@ class FetchError(MonitorError):
         self.message = message
         super().__init__(message)
 
+    def __reduce__(self):
+        return (self.__class__, (self.url, self.message))
+
 
 class ParseError(MonitorError):
     def __init__(self, url: str, message: str):
         self.url = url
         self.message = message
         super().__init__(message)
+
+    def __reduce__(self):
+        return (self.__class__, (self.url, self.message))
 
 
 class StoreError(MonitorError):
@@ -59,6 +68,9 @@ class TemplateError(MonitorError):
         self.message = message
         where = f"{template}, line {line}" if line else template
         super().__init__(f"Template error in {where}: {message}")
+
+    def __reduce__(self):
+        return (self.__class__, (self.template, self.line, self.message))
 
 
 class DigestError(MonitorError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import resource
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 
 from pebble import ProcessPool
 from pebble.common import ProcessExpired
@@ -51,11 +52,25 @@ class WorkerPool:
 
     def __init__(self, workers: int = 2, timeout: float = 20.0, memory_mb: int = 1024):
         self.timeout = timeout
-        self.pool = ProcessPool(max_workers=workers, max_tasks=2000,
-                                initializer=_limit_worker, initargs=(memory_mb,))
+        self.workers = workers
+        self.memory_mb = memory_mb
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPool:
+        return ProcessPool(max_workers=self.workers, max_tasks=2000,
+                           initializer=_limit_worker, initargs=(self.memory_mb,))
+
+    def _schedule(self, fn, args: tuple):
+        try:
+            return self.pool.schedule(fn, args=args, timeout=self.timeout)
+        except RuntimeError:
+            # The pool broke (a worker died in a way pebble could not recover from): replace it.
+            self.pool.stop()
+            self.pool = self._new_pool()
+            return self.pool.schedule(fn, args=args, timeout=self.timeout)
 
     async def _run(self, fn, args: tuple, url: str, what: str):
-        future = self.pool.schedule(fn, args=args, timeout=self.timeout)
+        future = self._schedule(fn, args)
         try:
             return await asyncio.wrap_future(future)
         except FutureTimeout:
@@ -66,6 +81,8 @@ class WorkerPool:
                                   "or a parser crash); it was skipped.") from None
         except MemoryError:
             raise ParseError(url, f"Reading the {what} needed more memory than allowed.") from None
+        except BrokenProcessPool:
+            raise ParseError(url, f"Reading the {what} failed in its worker process.") from None
 
     async def parse_feed(self, data: bytes, url: str, content_type: str | None, max_entries: int):
         return await self._run(_parse_feed_task, (data, url, content_type, max_entries), url, "feed")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
-from scrapy.exceptions import IgnoreRequest
+from scrapy.exceptions import (
+    CannotResolveHostError,
+    DownloadCancelledError,
+    DownloadConnectionRefusedError,
+    DownloadFailedError,
+    DownloadTimeoutError,
+    IgnoreRequest,
+    ResponseDataLossError,
+    UnsupportedURLSchemeError,
+)
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import defer, error
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
@@ -28,7 +37,18 @@ def describe_failure(failure, url: str, timeout: float, max_bytes: int) -> str:
     if isinstance(exc, MonitorError):
         return str(exc)
     if isinstance(exc, HttpError):
-        return describe_status(exc.response.status)
+        response = exc.response
+        location = response.headers.get(b"Location")
+        if 300 <= response.status < 400 and location:
+            target = location.decode("latin-1")[:200]
+            scheme = target.split(":", 1)[0].lower() if ":" in target else "http"
+            if scheme not in ("http", "https"):
+                return f"The address redirects to {target}, which is not an http(s) address and was not followed."
+        return describe_status(response.status)
+    if isinstance(exc, ValueError) and "scheme" in str(exc).lower():
+        return f"The address redirects to {str(exc).rsplit(': ', 1)[-1][:200]}, which is not an http(s) address and was not followed."
+    if isinstance(exc, DownloadCancelledError) or "download max size" in str(exc):
+        return f"The response was larger than {max_bytes / 1_000_000:g} MB and was refused."
     if isinstance(exc, IgnoreRequest):
         text = str(exc)
         if "max redirections" in text.lower() or "redirect" in text.lower() and "max" in text.lower():
@@ -39,21 +59,25 @@ def describe_failure(failure, url: str, timeout: float, max_bytes: int) -> str:
         if "robots.txt" in text.lower() or "Forbidden by robots" in text:
             return "The site's robots.txt does not allow fetching this address."
         return text or "The request was refused."
-    if isinstance(exc, (error.TimeoutError, defer.TimeoutError)) or "took longer than" in str(exc):
+    if isinstance(exc, UnsupportedURLSchemeError):
+        return f"The address {url[:200]} is not an http(s) address and was not followed."
+    if isinstance(exc, (error.TimeoutError, defer.TimeoutError, DownloadTimeoutError)) or \
+            "took longer than" in str(exc):
         return f"The server did not send a complete answer within {timeout:g} seconds."
     if isinstance(exc, defer.CancelledError):
         text = str(exc)
         if "max size" in text.lower() or "maxsize" in text.lower() or "larger than" in text.lower():
             return f"The response was larger than {max_bytes / 1_000_000:g} MB and was refused."
         return f"The download was cancelled ({text[:120] or 'no reason given'})."
-    if isinstance(exc, error.DNSLookupError):
+    if isinstance(exc, (error.DNSLookupError, CannotResolveHostError)):
         if host in BLOCKED_RESOLUTIONS:
             return blocked_sentence(url, BLOCKED_RESOLUTIONS[host])
         return f"The host name {host} could not be found (DNS)."
-    if isinstance(exc, error.ConnectionRefusedError):
+    if isinstance(exc, (error.ConnectionRefusedError, DownloadConnectionRefusedError)):
         return f"The server {host} refused the connection."
     if isinstance(exc, (ResponseNeverReceived, ResponseFailed, error.ConnectionLost,
-                        error.ConnectionDone)):
+                        error.ConnectionDone, DownloadFailedError, ResponseDataLossError)) or \
+            hasattr(exc, "reasons"):
         reasons = getattr(exc, "reasons", None) or []
         for reason in reasons:
             inner = reason.value

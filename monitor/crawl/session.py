@@ -154,12 +154,22 @@ class CrawlSession:
         except ImportError:
             return
         process = getattr(tagging, "process_items", None)
-        if process is not None:
+        if process is None:
+            return
+        try:
             process(self.db, self.config, item_ids)
+        except Exception:
+            # The items are stored already; untagged ones (tagged_at NULL) are picked up by
+            # `monitor retag`. A tagging bug must not cost the crawl or the source's health.
+            log.exception("tagging %d item(s) failed; run `monitor retag`", len(item_ids))
 
     def finish_source(self, source: Source) -> SourceOutcome:
-        self.flush()
         outcome = self.outcome(source)
+        try:
+            self.flush()
+        except Exception as exc:  # e.g. the disk is full: say so in the source's health
+            log.exception("storing items failed")
+            outcome.error = outcome.error or f"Storing the items failed ({exc})."
         warning = None
         if outcome.warnings:
             warning = outcome.warnings[0]

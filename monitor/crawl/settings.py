@@ -14,7 +14,7 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         "CONCURRENT_REQUESTS": crawl.concurrency,
         "CONCURRENT_REQUESTS_PER_DOMAIN": crawl.concurrency_per_host,
         "DOWNLOAD_DELAY": crawl.delay,
-        "RANDOMIZE_DOWNLOAD_DELAY": crawl.delay > 0,
+        "DOWNLOAD_DELAY_JITTER": 0.5 if crawl.delay > 0 else 0,
         "DOWNLOAD_TIMEOUT": crawl.timeout,
         "DNS_TIMEOUT": min(crawl.timeout, 20),
         "DOWNLOAD_MAXSIZE": crawl.max_bytes,
@@ -28,7 +28,7 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         "TELNETCONSOLE_ENABLED": False,
         "LOG_LEVEL": log_level,
         "LOG_ENABLED": log_level != "NONE",
-        "DNS_RESOLVER": "monitor.crawl.guard.GuardedResolver",
+        "TWISTED_DNS_RESOLVER": "monitor.crawl.guard.GuardedResolver",
         # Only http(s) ever leaves the system.
         "DOWNLOAD_HANDLERS": {"file": None, "ftp": None, "s3": None, "data": None},
         "DOWNLOADER_MIDDLEWARES": {
@@ -42,6 +42,9 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         "AUTOTHROTTLE_ENABLED": False,
         "REACTOR_THREADPOOL_MAXSIZE": 4,
         "STATS_DUMP": False,
-        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None},
+        # No control ports: a crawler must not listen on the network.
+        "REMOTE_CONTROL_ENABLED": False,
+        "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None,
+                       "scrapy.extensions.remote_control.RemoteControl": None},
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
     }
