@@ -249,9 +249,15 @@ def _count(db, p: SearchParams, match: str | None) -> tuple[int, bool]:
     return (COUNT_CAP, True) if n > COUNT_CAP else (n, False)
 
 
-def search(db, p: SearchParams, facets: bool = True) -> SearchResult:
-    """One page of results with snippets, the total and facet counts (over the best matches)."""
+def search(db, p: SearchParams, facets: bool = True, index=None) -> SearchResult:
+    """One page of results with snippets, the total and facet counts.
+
+    With a monitor.archive_index.FacetIndex, filters and facet counts are computed in memory over
+    every match (up to MAX_TEXT_MATCHES text matches); without one, in SQL over the best matches.
+    """
     match = fts_query(p.q) if p.q.strip() else None
+    if index is not None and p.fetched_after is None:
+        return _search_indexed(db, index, p, match, facets)
     window = max(FACET_WINDOW if facets else 0, p.page * p.per_page)
     floor = _candidate_floor(db, match) if match else None
     ids = _matching_ids(db, p, window, match, floor)
@@ -269,6 +275,95 @@ def search(db, p: SearchParams, facets: bool = True) -> SearchResult:
     return result
 
 
+MAX_TEXT_MATCHES = 30000  # the in-memory path considers the newest this many text matches
+RANK_WINDOW = 2000        # bm25 is computed for the newest this many text matches
+
+
+def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -> SearchResult:
+    import numpy as np
+
+    bounded = False
+    if match:
+        cand = np.array([r[0] for r in _run(
+            db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+            [match, MAX_TEXT_MATCHES])], dtype=np.int64)
+        text_capped = len(cand) == MAX_TEXT_MATCHES
+        cand = cand[cand <= idx.max_id]
+    else:
+        cand, text_capped = idx.ids_desc, False
+    keep = idx.present[cand]
+    for kind, tags in (("region", p.regions), ("topic", p.topics)):
+        if tags:
+            keep &= (idx.masks[kind][cand] & idx.mask_for(kind, tags)) != 0
+    for values, codes, column in ((p.languages, idx.language_code, idx.language),
+                                  (p.sources, idx.source_code, idx.source)):
+        if values:
+            wanted = np.array([codes[v] for v in values if v in codes] or [-1], dtype=np.int32)
+            keep &= np.isin(column[cand], wanted)
+    if p.since:
+        keep &= idx.day[cand] >= np.datetime64(p.since, "D").astype(np.int64)
+    if p.until:
+        keep &= idx.day[cand] <= np.datetime64(p.until, "D").astype(np.int64)
+    if p.relevant_only:
+        keep &= idx.relevant[cand] == 1
+    found = cand[keep]
+    total = int(len(found))
+    need = p.page * p.per_page
+    if match and p.sort == "relevance":
+        floor = int(cand[min(RANK_WINDOW, len(cand)) - 1]) if len(cand) else 0
+        ranked = np.array([r[0] for r in _run(
+            db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? AND rowid >= ? ORDER BY rank",
+            [match, floor])], dtype=np.int64)
+        ranked = ranked[np.isin(ranked, found)] if len(ranked) else ranked
+        bounded = len(cand) > RANK_WINDOW
+        order = list(ranked[:need])
+        if len(order) < need:  # beyond the ranked window: newest first
+            rest = found[~np.isin(found, ranked)] if len(ranked) else found
+            order += list(_newest(idx, rest, need - len(order)))
+    else:
+        order = list(_newest(idx, found, need))
+    page_ids = [int(i) for i in order[(p.page - 1) * p.per_page: need]]
+    result = SearchResult(p, _rows(db, page_ids, match), total,
+                          text_capped, fts=match, candidates_bounded=bounded)
+    if facets:
+        result.facets = _indexed_facets(idx, found)
+        result.facet_window = total
+    return result
+
+
+def _newest(idx, ids, k: int):
+    """The k items of ids with the latest date (ties: higher id first), in that order."""
+    import numpy as np
+
+    if k <= 0 or not len(ids):
+        return ids[:0]
+    key = (idx.day[ids] << 32) | ids
+    if len(ids) > k:
+        part = np.argpartition(-key, k - 1)[:k]
+        ids, key = ids[part], key[part]
+    return ids[np.argsort(-key, kind="stable")]
+
+
+def _indexed_facets(idx, ids) -> dict[str, list[tuple[str, int]]]:
+    import numpy as np
+
+    facets: dict[str, list[tuple[str, int]]] = {}
+    for kind in ("region", "topic"):
+        masks = idx.masks[kind][ids]
+        rows = []
+        for tag, bit in idx.bits[kind].items():
+            n = int(np.count_nonzero(masks & np.uint64(1 << bit)))
+            if n:
+                rows.append((tag, n))
+        facets[kind] = sorted(rows, key=lambda kv: (-kv[1], kv[0]))
+    for kind, column, names in (("language", idx.language, idx.language_names),
+                                ("source", idx.source, idx.source_names)):
+        counts = np.bincount(column[ids], minlength=len(names)) if len(ids) else []
+        rows = [(names[i], int(n)) for i, n in enumerate(counts) if n]
+        facets[kind] = sorted(rows, key=lambda kv: (-kv[1], kv[0]))[:50]
+    return facets
+
+
 def _rows(db, ids: list[int], match: str | None) -> list[dict]:
     if not ids:
         return []
@@ -278,10 +373,12 @@ def _rows(db, ids: list[int], match: str | None) -> list[dict]:
                    cluster_id FROM items WHERE id IN ({marks})""", ids)}
     snippets: dict[int, str] = {}
     if match:
-        for rowid, snip in _run(db, f"SELECT rowid, snippet(items_fts, -1, '{_START}', '{_END}', "
-                                    f"' … ', 30) FROM items_fts WHERE items_fts MATCH ? "
-                                    f"AND rowid IN ({marks})", [match, *ids]):
-            snippets[rowid] = snip
+        # One rowid = ? probe per item: FTS5 seeks each doclist; `rowid IN (...)` would not.
+        for item_id in ids:
+            for snip, in _run(db, f"SELECT snippet(items_fts, -1, '{_START}', '{_END}', ' … ', 30) "
+                                  f"FROM items_fts WHERE items_fts MATCH ? AND rowid = ?",
+                              [match, item_id]):
+                snippets[item_id] = snip
     tags: dict[int, list[dict]] = {}
     for item_id, kind, tag in db.execute(
             f"SELECT item_id, kind, tag FROM item_tags WHERE item_id IN ({marks}) "

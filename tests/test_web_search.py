@@ -170,5 +170,26 @@ def test_common_words_are_ranked_among_the_newest_matches_with_a_notice(web, ana
     newest = {r[0] for r in web.db.execute(
         "SELECT rowid FROM items_fts WHERE items_fts MATCH '\"the\"' ORDER BY rowid DESC LIMIT 50")}
     assert {item["id"] for item in bounded.items} <= newest
+    monkeypatch.setattr(aq, "RANK_WINDOW", 50)  # the web pages use the in-memory index path
     page = analyst.get("/search", params={"q": "the"})
     assert "most recently stored matches" in page.text
+
+
+def test_in_memory_index_gives_the_same_answers_as_sql(web, analyst):
+    from monitor.archive_index import FacetIndex
+
+    index = FacetIndex(web.db)
+    for query in ({"q": "the", "region": ["lampedusa", "channel"]},
+                  {"q": "Hamburg OR Österreich", "language": ["de"], "sort": "date"},
+                  {"topic": ["pushbacks"], "since": "2026-10-01"},
+                  {"q": "the", "relevant": "1", "source": ["ecre-news"], "sort": "date"}):
+        params = aq.SearchParams.from_mapping(query)
+        sql, fast = aq.search(web.db, params), aq.search(web.db, params, index=index)
+        assert fast.total == sql.total, query
+        assert dict(fast.facets["region"]) == dict(sql.facets["region"]), query
+        assert dict(fast.facets["source"]) == dict(sql.facets["source"]), query
+        if params.sort == "date":
+            assert [i["id"] for i in fast.items] == [i["id"] for i in sql.items], query
+        elif fast.fts:
+            assert {i["id"] for i in fast.items} <= {r[0] for r in web.db.execute(
+                "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [fast.fts])}

@@ -43,6 +43,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from monitor.archive_index import IndexHolder
 from monitor.errors import MonitorError
 from monitor.store import open_db
 from monitor.urls import safe_url
@@ -129,6 +130,7 @@ def create_app(config, db_path: str | os.PathLike | None = None) -> Starlette:
     app.state.config = config
     app.state.db_path = path
     app.state.db = db
+    app.state.index_holder = IndexHolder(lambda: open_db(path, migrate=False))
     app.state.secret = secret
     app.state.nav = nav
     app.state.templates = make_templates()

@@ -30,6 +30,11 @@ def get_db(request: Request):
     return request.app.state.db()
 
 
+def get_index(request: Request):
+    """The process's in-memory facet index of the archive (monitor.archive_index), or None."""
+    return request.app.state.index_holder.get(get_db(request))
+
+
 def get_config(request: Request):
     return request.app.state.config
 

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from monitor import archive_queries as aq
 from monitor.errors import SearchQueryError
-from monitor.web.common import get_config, get_db, require_role
+from monitor.web.common import get_config, get_db, get_index, require_role
 
 ROLES = ("analyst", "curator")
 NAV = [("API", "/api/docs", ROLES)]
@@ -26,7 +26,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def api_search(request: Request):
     try:
         params = aq.SearchParams.from_mapping(request.query_params)
-        result = aq.search(get_db(request), params)
+        result = aq.search(get_db(request), params, index=get_index(request))
     except SearchQueryError as exc:
         return _error(400, str(exc))
     return JSONResponse(result.as_dict())

@@ -19,6 +19,7 @@ from monitor import archive_queries as aq
 from monitor import saved_searches
 from monitor.errors import SearchQueryError
 from monitor.web.common import (
+    get_index,
     current_user,
     get_config,
     get_db,
@@ -61,7 +62,7 @@ def search_page(request: Request):
     if error is None and (params.q or params.regions or params.topics or params.languages
                           or params.sources or params.since or params.until):
         try:
-            result = aq.search(get_db(request), params)
+            result = aq.search(get_db(request), params, index=get_index(request))
         except SearchQueryError as exc:
             error = str(exc)
     return render(request, "search/search.html", {
