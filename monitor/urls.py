@@ -102,3 +102,30 @@ def host_of(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+def _site(host: str) -> str:
+    for prefix in ("www.", "amp.", "m."):
+        if host.startswith(prefix) and host.count(".") >= 2:
+            host = host[len(prefix):]
+    return host
+
+
+def trusted_canonical(canonical: str | None, page_url: str) -> str | None:
+    """A page's canonical link, if it can be believed.
+
+    Pages (and trafilatura's metadata guesses) sometimes name a section, the home page or an
+    image host as "canonical"; trusting that would merge different articles into one row. So the
+    link must stay on the same site and point below the root.
+    """
+    if not canonical:
+        return None
+    url = safe_url(canonical, page_url)
+    if url is None:
+        return None
+    if _site(host_of(url)) != _site(host_of(page_url)):
+        return None
+    path = urlsplit(url).path
+    if len(path.strip("/")) < 2:
+        return None
+    return url

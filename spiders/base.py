@@ -13,6 +13,7 @@ from monitor.crawl.describe import describe_failure, describe_status
 from monitor.crawl.session import CrawlSession
 from monitor.errors import ParseError
 from monitor.store import now_iso
+from monitor.urls import trusted_canonical
 
 
 class SourceSpider(scrapy.Spider):
@@ -50,9 +51,9 @@ class SourceSpider(scrapy.Spider):
         except ParseError as exc:
             self._listing_error(response.url, exc.message)
             return
-        # Remember validators only once the body was usable, so a broken feed is re-read.
-        self.session.save_validators(
-            response.meta["listing_url"],
+        # Validators are committed only when the whole source finished (session.finish_source):
+        # after a crash or kill the feed is read again and its unsaved entries are completed.
+        self.outcome.validators[response.meta["listing_url"]] = (
             _header(response, b"ETag"), _header(response, b"Last-Modified"))
         for entry in entries:
             for output in self.follow_entry(entry):
@@ -103,6 +104,7 @@ class SourceSpider(scrapy.Spider):
             for item in self._page_error(entry, keys, response.url, exc.message):
                 yield item
             return
+        article["canonical"] = trusted_canonical(article.get("canonical"), response.url)
         keys = keys + self.session.keys_for(response.url, article.get("canonical"))
         yield self.item_from(entry, article, keys, response.url)
 

@@ -24,6 +24,7 @@ class Route:
     status: int = 200
     headers: dict = field(default_factory=dict)
     etag: str | None = None
+    delay: float = 0.0
 
 
 BOMB_SIZE = 64 * 1024 * 1024  # decompressed; compressed it is a few hundred KB or less
@@ -74,10 +75,11 @@ class Site:
         return self.base + path
 
     def add(self, path: str, body: bytes | str, content_type: str = "application/rss+xml; charset=utf-8",
-            status: int = 200, headers: dict | None = None, etag: str | None = None) -> str:
+            status: int = 200, headers: dict | None = None, etag: str | None = None,
+            delay: float = 0.0) -> str:
         if isinstance(body, str):
             body = body.encode("utf-8")
-        self.routes[path] = Route(body, content_type, status, headers or {}, etag)
+        self.routes[path] = Route(body, content_type, status, headers or {}, etag, delay)
         return self.url(path)
 
     def prepare_bombs(self) -> None:
@@ -103,6 +105,8 @@ class Site:
         path = h.path
         route = self.routes.get(path) or self.routes.get(path.split("?", 1)[0])
         if route is not None:
+            if route.delay:
+                self.stop.wait(route.delay)
             if route.etag and h.headers.get("If-None-Match") == route.etag:
                 h.send_response(304)
                 h.send_header("ETag", route.etag)

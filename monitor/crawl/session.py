@@ -30,6 +30,7 @@ class SourceOutcome:
     warnings: list[str] = field(default_factory=list)
     page_errors: int = 0
     item_ids: list[int] = field(default_factory=list)
+    validators: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -176,6 +177,9 @@ class CrawlSession:
         elif outcome.page_errors:
             warning = (f"{outcome.page_errors} article page(s) could not be fetched; "
                        "their items were stored from the feed (see fetch_log).")
+        if outcome.error is None:
+            for url, (etag, last_modified) in outcome.validators.items():
+                self.save_validators(url, etag, last_modified)
         store.record_source_result(self.db, source.name, outcome.error, outcome.new, outcome.seen,
                                    warning=warning)
         if self.progress:
