@@ -15,13 +15,23 @@ _TAG = re.compile(r"<[^<>]{0,1000}>")
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
                         "\u202a-\u202e\u2060-\u206f\ufe00-\ufe0f\ufeff]")
 _COMBINING = re.compile("[\u0300-\u036f\u0483-\u0489\u064b-\u065f\u0670\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-_NONWORD = re.compile(r"[\W_]+")
+# ASCII punctuation -> space through a byte table (much faster than a regex over every gap);
+# the few non-ASCII punctuation marks are replaced by a regex that matches only them.
+_ASCII_PUNCT = bytes(c for c in range(128) if not chr(c).isalnum())
+_ASCII_TABLE = bytes.maketrans(_ASCII_PUNCT, b" " * len(_ASCII_PUNCT))
+_OTHER_NONWORD = re.compile(r"[^\x00-\x7f\w]")
+_RUNS = re.compile("  +")
 # Letters that NFKD does not decompose: map them instead of letting them vanish.
 _SPECIAL = str.maketrans({
     "ł": "l", "ø": "o", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŀ": "l", "ŧ": "t", "ƀ": "b",
     "æ": "ae", "œ": "oe", "þ": "th", "ß": "ss", "ĸ": "k", "ŋ": "n", "ſ": "s", "ς": "σ",
     "ǆ": "dz", "ǉ": "lj", "ǌ": "nj",
 })
+
+
+# Combining marks and invisible characters, removed in one pass after decomposition.
+_STRIP = re.compile("[" + _COMBINING.pattern[1:-1] + _INVISIBLE.pattern[1:-1] + "]")
+_SPECIAL_CHARS = re.compile("[" + "".join(chr(c) for c in _SPECIAL) + "]")
 
 
 def clean(text: str | None) -> str:
@@ -32,6 +42,8 @@ def clean(text: str | None) -> str:
         text = _TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
+    if text.isascii():
+        return text
     return _INVISIBLE.sub("", text)
 
 
@@ -39,8 +51,9 @@ def fold(text: str) -> str:
     """Casefold and strip diacritics, keeping every base letter (Greek and Polish included)."""
     text = text.casefold()
     if not text.isascii():
-        text = unicodedata.normalize("NFKD", text)
-        text = _COMBINING.sub("", text).translate(_SPECIAL)
+        text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+        if _SPECIAL_CHARS.search(text):
+            text = text.translate(_SPECIAL)
     return text
 
 
@@ -48,7 +61,21 @@ def normalise(text: str | None) -> str:
     """Text -> folded words separated by single spaces (the form terms and texts are matched in)."""
     if not text:
         return ""
-    return _NONWORD.sub(" ", fold(clean(text))).strip()
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    if "&" in text:
+        text = html.unescape(text)
+    text = text.casefold()
+    if not text.isascii():
+        if not unicodedata.is_normalized("NFKD", text):
+            text = unicodedata.normalize("NFKD", text)
+        text = _STRIP.sub("", text)
+        if _SPECIAL_CHARS.search(text):
+            text = text.translate(_SPECIAL)
+    text = text.encode("utf-8", "surrogatepass").translate(_ASCII_TABLE).decode("utf-8", "surrogatepass")
+    if not text.isascii():
+        text = _OTHER_NONWORD.sub(" ", text)
+    return _RUNS.sub(" ", text).strip()
 
 
 # -- language detection -------------------------------------------------------------------------
@@ -76,7 +103,7 @@ def _identifier(languages: tuple[str, ...]):
 
 def detect_language(text: str, declared: str | None = None,
                     languages: tuple[str, ...] = DEFAULT_LANGUAGES,
-                    max_chars: int = 600) -> str | None:
+                    max_chars: int = 300) -> str | None:
     """ISO 639-1 code of `text`, or the declared language when the text is too short to tell.
 
     Declared page languages are often wrong, so a confident detection wins; Serbo-Croatian

@@ -22,6 +22,7 @@ from monitor.taxonomy import Category, Taxonomy
 FIELDS = ("title", "summary", "text")
 _SERBO_CROATIAN = frozenset({"hr", "bs", "sr"})
 _LEDE_CHARS = 400  # with no summary, the start of the text is the lede
+_MARK = "0fieldmark0"
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class _SeqPart:
     seq: int            # index into Matcher.sequences
     index: int          # position of this word in the sequence
     length: int         # length of the pattern, to find where the word starts
+    lang: str           # the sequence's language ("any" for language-neutral)
     role: str = "seq"
-    lang: str = "any"   # the sequence's own entry carries the language
 
 
 @dataclass
@@ -84,7 +85,7 @@ class Matcher:
                 self.sequences.append((entry, len(term.words)))
                 for index, (word, prefix) in enumerate(term.words):
                     key = " " + word + ("" if prefix else " ")
-                    patterns.setdefault(key, []).append(_SeqPart(seq, index, len(key)))
+                    patterns.setdefault(key, []).append(_SeqPart(seq, index, len(key), entry.lang))
                 return
             key = " " + term.key + ("" if term.prefix else " ")
             patterns.setdefault(key, []).append(dataclasses.replace(entry, length=len(key)))
@@ -124,9 +125,14 @@ class Matcher:
             summary, text = text[:_LEDE_CHARS], text[_LEDE_CHARS:limit]
         else:
             text = text[:limit]
-        return {"title": " " + normalise((title or "")[:2000]) + " ",
-                "summary": " " + normalise(summary) + " ",
-                "text": " " + normalise(text) + " "}
+        title = (title or "")[:2000]
+        # One normalisation pass over the three fields joined by a marker word (fewer calls);
+        # if markup happened to swallow a marker, normalise them one by one.
+        parts = normalise(f"{title} {_MARK} {summary} {_MARK} {text}").split(_MARK)
+        if len(parts) != 3:
+            parts = [normalise(title), normalise(summary), normalise(text)]
+        return {"title": " " + parts[0].strip() + " ", "summary": " " + parts[1].strip() + " ",
+                "text": " " + parts[2].strip() + " "}
 
     def tag(self, title: str | None, summary: str | None = None, text: str | None = None,
             language: str | None = None, source_regions: Iterable[str] = (),
@@ -152,20 +158,18 @@ class Matcher:
         for fname, ftext in fields.items():
             if len(ftext) <= 2:
                 continue
-            spaces: list[int] | None = None
             for end, entries in self.automaton.iter(ftext):
                 for e in entries:
+                    if e.lang != "any" and langs is not None and e.lang not in langs:
+                        continue
                     if e.role == "term" or e.role == "not":
                         record(e, fname, end - e.length + 1)
-                        continue
-                    if spaces is None:
-                        spaces = [i for i, c in enumerate(ftext) if c == " "]
-                    if e.role == "seq":
-                        # the word index of the pattern's leading space
-                        word = bisect.bisect_left(spaces, end - e.length + 1)
+                    elif e.role == "seq":
+                        # word index = spaces before the pattern's leading space (rare: counted in C)
+                        word = ftext.count(" ", 0, end - e.length + 1)
                         seq_hits.setdefault(e.seq, {}).setdefault((fname, e.index), set()).add(word)
                     else:
-                        record(e, fname, bisect.bisect_left(spaces, end))
+                        record(e, fname, ftext.count(" ", 0, end))
         for seq, hits in seq_hits.items():
             entry, length = self.sequences[seq]
             for fname in FIELDS:
@@ -175,8 +179,11 @@ class Matcher:
                 for w in sorted(firsts):
                     if all(w + k in hits.get((fname, k), ()) for k in range(1, length)):
                         if entry.role == "term" or entry.role == "not":
-                            spaces = [i for i, c in enumerate(fields[fname]) if c == " "]
-                            record(entry, fname, spaces[w])
+                            ftext = fields[fname]
+                            start = 0
+                            for _ in range(w):
+                                start = ftext.index(" ", start) + 1
+                            record(entry, fname, start - 1 if w else 0)
                         else:
                             record(entry, fname, w)
                         break
