@@ -1,5 +1,6 @@
-"""Bounce processing: reads DSNs (RFC 3464) and complaint reports (ARF, RFC 5965) from an mbox
-file, a Maildir or a folder of .eml files; hard bounces and complaints change subscribers.
+"""Bounce processing: reads DSNs (RFC 3464), complaint reports (ARF, RFC 5965) and mailto:
+unsubscribe requests from an mbox file, a Maildir or a folder of .eml files; hard bounces,
+complaints and unsubscribe requests change subscribers.
 
 Parsing is pure (bytes -> findings); only apply_findings() writes. Soft bounces change nothing.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import email
 import hashlib
 import mailbox
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,8 +18,8 @@ from email import policy
 from email.message import Message
 from pathlib import Path
 
-from monitor.errors import MailError
-from monitor.subscribers import hash_email, mark_bounced, mark_complained
+from monitor.errors import MailError, SubscriberError
+from monitor.subscribers import hash_email, mark_bounced, mark_complained, unsubscribe
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,14 @@ class BounceReport:
     soft: int = 0
     complaints: int = 0
     already_seen: int = 0
+    unsubscribe_requests: int = 0   # mails to [smtp] unsubscribe_mailto (List-Unsubscribe mailto:)
     unknown_recipients: int = 0
     marked: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"{self.messages} messages read: {self.hard} hard bounces, {self.soft} soft "
                 f"bounces (ignored), {self.complaints} complaints, {self.not_reports} not bounce "
-                f"reports, {self.already_seen} already processed, {self.unknown_recipients} for "
+                f"reports, {self.unsubscribe_requests} unsubscribe requests, {self.already_seen} already processed, {self.unknown_recipients} for "
                 f"addresses not on the list; {len(self.marked)} subscribers changed.")
 
 
@@ -151,14 +154,41 @@ def read_messages(path: str | Path) -> Iterator[bytes]:
     yield path.read_bytes()
 
 
-def process_path(db, path: str | Path, now: datetime | None = None) -> BounceReport:
-    """Apply every bounce and complaint report found at path (processing twice changes nothing)."""
+_UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*unsubscribe\s+(\S+)\s*$", re.IGNORECASE)
+
+
+def unsubscribe_token(raw: bytes) -> str | None:
+    """The token of a mail sent through our List-Unsubscribe mailto: link, if it is one."""
+    msg = email.message_from_bytes(raw[:20000], policy=policy.default)
+    try:
+        subject = str(msg.get("Subject", ""))
+    except (ValueError, TypeError):
+        return None
+    match = _UNSUBSCRIBE_SUBJECT.match(subject)
+    return match.group(1) if match else None
+
+
+def process_path(db, path: str | Path, now: datetime | None = None, config=None) -> BounceReport:
+    """Apply every bounce and complaint report found at path (processing twice changes nothing).
+
+    With config, mails sent through the List-Unsubscribe mailto: link (subject
+    'unsubscribe <token>') unsubscribe their subscriber too."""
     report = BounceReport()
     now = now or datetime.now(UTC)
     for raw in read_messages(path):
         report.messages += 1
         findings = parse_report(raw)
         if findings is None:
+            token = unsubscribe_token(raw) if config is not None else None
+            if token:
+                try:
+                    sub = unsubscribe(db, config, token, how="mailto", now=now)
+                except SubscriberError:
+                    report.not_reports += 1
+                    continue
+                report.unsubscribe_requests += 1
+                report.marked.append(sub["email"])
+                continue
             report.not_reports += 1
             continue
         msg_id = email.message_from_bytes(raw[:20000], policy=policy.compat32).get("Message-ID")

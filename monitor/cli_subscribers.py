@@ -150,10 +150,11 @@ def register(cli: click.Group) -> None:
     @pass_app
     def process(app: AppContext, path) -> None:
         """Read DSNs and complaint reports from an mbox file, a Maildir or a folder of .eml files;
-        hard bounces mark the address bounced, complaints suppress it."""
+        hard bounces mark the address bounced, complaints suppress it, and mails sent through the
+        List-Unsubscribe mailto: link unsubscribe their sender's subscription."""
         from monitor.bounces import process_path
 
-        report = process_path(app.db, path)
+        report = process_path(app.db, path, config=app.config)
         for email in report.marked:
             click.echo(f"marked {email}")
         click.echo(report.summary())

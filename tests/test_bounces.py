@@ -134,3 +134,23 @@ def test_cli_subscriber_commands_round_trip(config_path, tmp_path):
     assert "unsubscribed" in monitor("subscribers", "remove", "bob@example.org").output
     assert "Erased" in monitor("subscribers", "remove", "carl@bücher.de", "--erase").output
     assert "1 active" in monitor("subscribers", "list").output
+
+
+def test_a_mail_through_the_list_unsubscribe_mailto_link_unsubscribes(config_path, config, db, tmp_path):
+    from urllib.parse import unquote, urlsplit
+
+    from monitor.subscribers import unsubscribe_mailto
+
+    sub = add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
+    link = urlsplit(unsubscribe_mailto(config, sub))
+    subject = unquote(link.query.split("subject=", 1)[1])
+    folder = tmp_path / "unsub"
+    folder.mkdir()
+    (folder / "1.eml").write_bytes(
+        f"From: anna@example.org\r\nTo: {link.path}\r\nSubject: {subject}\r\n\r\n\r\n".encode())
+    (folder / "2.eml").write_bytes(b"From: x@example.org\r\nSubject: unsubscribe forged\r\n\r\n\r\n")
+    result = CliRunner().invoke(cli, ["--config", str(config_path), "bounces", "process", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "1 unsubscribe requests" in result.output
+    after = get_subscriber(db, "anna@example.org")
+    assert (after["status"], after["unsubscribe_how"]) == ("unsubscribed", "mailto")
