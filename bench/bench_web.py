@@ -222,7 +222,8 @@ def page_mix(item_ids: list[int]) -> list[tuple[str, str, str]]:
     return mix
 
 
-async def load(base: str, cookies: dict, mix, clients: int, seconds: float) -> dict:
+async def load(base: str, cookies: dict, mix, clients: int, seconds: float,
+               think: float = 0.0) -> dict:
     import httpx
 
     timings: dict[str, list[float]] = {}
@@ -243,12 +244,15 @@ async def load(base: str, cookies: dict, mix, clients: int, seconds: float) -> d
                 if response.status_code != 200:
                     errors += 1
                 timings.setdefault(kind, []).append(elapsed)
+                if think:  # a person reading the page before the next click
+                    await asyncio.sleep(rng.uniform(0.5 * think, 1.5 * think))
 
     await asyncio.gather(*(client_loop(n) for n in range(clients)))
     return {"timings": timings, "errors": errors}
 
 
-def bench_http(db_path: Path, clients: int, seconds: float, workers: int) -> dict:
+def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
+               thinks: tuple[float, ...] = (0.0,)) -> list[dict]:
     import httpx
 
     from monitor.web import auth
@@ -285,15 +289,25 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int) -> dic
                                             "csrf_token": token})
                 cookies[user] = client.cookies["bnm_session"]
         mix = page_mix(item_ids)
+        time.sleep(15)  # the server builds its in-memory index in the background at start
         asyncio.run(load(base, cookies, mix, 5, 3))  # warm-up
-        result = asyncio.run(load(base, cookies, mix, clients, seconds))
+        summaries = []
+        for think in thinks:
+            result = asyncio.run(load(base, cookies, mix, clients, seconds, think))
+            summaries.append(_report(result, clients, seconds, workers, think))
     finally:
         proc.terminate()
         proc.wait(20)
+    return summaries
+
+
+def _report(result: dict, clients: int, seconds: float, workers: int, think: float) -> dict:
     timings = result["timings"]
     everything = [t for values in timings.values() for t in values]
-    print(f"\nHTTP: {clients} concurrent clients for {seconds:.0f} s, `monitor serve --workers "
-          f"{workers}` on loopback (ms, client-side, includes the clients' own CPU on the same 2 cores)")
+    pacing = (f"each waiting {think:g} s on average between requests" if think
+              else "back to back, no pause (saturation)")
+    print(f"\nHTTP: {clients} concurrent clients, {pacing}, for {seconds:.0f} s, `monitor serve "
+          f"--workers {workers}` on loopback (ms, client-side; the clients share the 2 cores)")
     print(f"{'page':<16} {'requests':>9} {'median':>8} {'p95':>8} {'p99':>8}")
     for kind in sorted(timings):
         values = timings[kind]
@@ -316,6 +330,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--think", type=float, action="append", default=None,
+                        help="mean pause between a client's requests in s (repeatable; 0 = none)")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
@@ -329,7 +345,8 @@ def main() -> None:
         print(f"reusing {db_path} ({db_path.stat().st_size / 1e9:.2f} GB; --rebuild to rebuild)")
     bench_library(db_path, args.rounds)
     if not args.skip_http:
-        bench_http(db_path, args.clients, args.seconds, args.workers)
+        bench_http(db_path, args.clients, args.seconds, args.workers,
+                   tuple(args.think) if args.think else (0.0, 1.0))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ about 20 MB for a million). Built from SQLite in one pass, rebuilt when the arch
 from __future__ import annotations
 
 import threading
-import time
 from datetime import date
 
 import numpy as np
@@ -107,17 +106,22 @@ class IndexHolder:
     def __init__(self, open_connection):
         self.open_connection = open_connection
         self.index: FacetIndex | None = None
-        self.checked = 0.0
         self.lock = threading.Lock()
         self.building = False
 
+    def start(self) -> None:
+        """Build the first index in the background (the app answers from SQL meanwhile)."""
+        if self.index is None and not self.building:
+            self.building = True
+            threading.Thread(target=self._rebuild, daemon=True).start()
+
     def get(self, db) -> FacetIndex | None:
-        now = time.monotonic()
         if self.index is None:
+            if self.building:
+                return None  # still building: the caller uses the SQL path
             with self.lock:
                 if self.index is None:
                     self.index = FacetIndex(db)
-                    self.checked = now
             return self.index if self.index.usable else None
         if not self.building and signature(db) != self.index.signature:
             if self.index.max_id < SYNC_REBUILD_BELOW:

@@ -275,14 +275,14 @@ def search(db, p: SearchParams, facets: bool = True, index=None) -> SearchResult
     return result
 
 
-MAX_TEXT_MATCHES = 30000  # the in-memory path considers the newest this many text matches
-RANK_WINDOW = 2000        # bm25 is computed for the newest this many text matches
+MAX_TEXT_MATCHES = 20000  # the in-memory path considers the newest this many text matches
+RANK_WINDOW = 1000        # bm25 is computed for the newest this many text matches
 
 
-def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -> SearchResult:
+def _indexed_matches(db, idx, p: SearchParams, match: str | None):
+    """(text candidates newest first, those passing the filters, whether the text was capped)."""
     import numpy as np
 
-    bounded = False
     if match:
         cand = np.array([r[0] for r in _run(
             db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
@@ -306,7 +306,14 @@ def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -
         keep &= idx.day[cand] <= np.datetime64(p.until, "D").astype(np.int64)
     if p.relevant_only:
         keep &= idx.relevant[cand] == 1
-    found = cand[keep]
+    return cand, cand[keep], text_capped
+
+
+def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -> SearchResult:
+    import numpy as np
+
+    bounded = False
+    cand, found, text_capped = _indexed_matches(db, idx, p, match)
     total = int(len(found))
     need = p.page * p.per_page
     if match and p.sort == "relevance":
@@ -484,7 +491,7 @@ def week_start(day: date) -> date:
 
 
 def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None = None,
-                  top: int = 8) -> dict:
+                  top: int = 8, index=None) -> dict:
     """Items per ISO week and per region or topic between since and until (inclusive days).
 
     Returns {"weeks": [monday ISO dates], "series": [{"tag", "counts": [...], "total"}]} with
@@ -499,8 +506,10 @@ def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None 
     if (end - start).days > 366 * 10:
         raise SearchQueryError("Chart at most ten years at a time.")
     p = replace(p or SearchParams(), since=start.isoformat(), until=end.isoformat())
-    where, params = _filters(p)
     match = fts_query(p.q) if p.q.strip() else None
+    if index is not None:
+        return _weekly_indexed(db, index, kind, start, end, p, match, top)
+    where, params = _filters(p)
     if match:
         where.insert(0, "items.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
         params.insert(0, match)
@@ -518,6 +527,34 @@ def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None 
         if week in index:
             series.setdefault(tag, [0] * len(weeks))[index[week]] += n
     ranked = sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:top]
+    return {"kind": kind, "weeks": weeks,
+            "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked]}
+
+
+def _weeks(start: date, end: date) -> list[str]:
+    weeks = []
+    day = start
+    while day <= end:
+        weeks.append(day.isoformat())
+        day += timedelta(days=7)
+    return weeks
+
+
+def _weekly_indexed(db, idx, kind, start: date, end: date, p, match, top: int) -> dict:
+    import numpy as np
+
+    _, found, _ = _indexed_matches(db, idx, p, match)
+    weeks = _weeks(start, end)
+    origin = np.datetime64(start.isoformat(), "D").astype(np.int64)
+    week_of = (idx.day[found] - origin) // 7
+    masks = idx.masks[kind][found]
+    series = []
+    for tag, bit in idx.bits[kind].items():
+        selected = (masks & np.uint64(1 << bit)) != 0
+        counts = np.bincount(week_of[selected], minlength=len(weeks))[:len(weeks)]
+        if counts.sum():
+            series.append((tag, [int(c) for c in counts]))
+    ranked = sorted(series, key=lambda kv: (-sum(kv[1]), kv[0]))[:top]
     return {"kind": kind, "weeks": weeks,
             "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked]}
 

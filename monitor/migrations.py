@@ -388,3 +388,9 @@ def m301_tagging_cluster_df(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migration
+def m502_web_source_volume_index(db: sqlite_utils.Database) -> None:
+    """Source health (issue 5): weekly volume per source without scanning item_sources."""
+    db.execute("CREATE INDEX IF NOT EXISTS item_sources_seen ON item_sources(first_seen, source)")

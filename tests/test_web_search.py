@@ -193,3 +193,14 @@ def test_in_memory_index_gives_the_same_answers_as_sql(web, analyst):
         elif fast.fts:
             assert {i["id"] for i in fast.items} <= {r[0] for r in web.db.execute(
                 "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [fast.fts])}
+
+
+def test_in_memory_weekly_counts_match_sql(web, analyst):
+    from monitor.archive_index import FacetIndex
+
+    index = FacetIndex(web.db)
+    since = (datetime.now(UTC) - timedelta(days=120)).date().isoformat()
+    until = datetime.now(UTC).date().isoformat()
+    for kind, params in (("region", None), ("topic", aq.SearchParams(q="the", languages=("en",)))):
+        assert aq.weekly_counts(web.db, kind, since, until, params, top=20) == \
+            aq.weekly_counts(web.db, kind, since, until, params, top=20, index=index)

@@ -115,6 +115,7 @@ def create_app(config, db_path: str | os.PathLike | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        app.state.index_holder.start()
         yield
         with lock:
             for conn in connections:

@@ -108,7 +108,7 @@ def _chart_cached(request: Request, kind: str, since: str, until: str, params: a
     hit = _CACHE.get(key)
     if hit and hit[0] > time.monotonic():
         return hit[1]
-    data = aq.weekly_counts(get_db(request), kind, since, until, params)
+    data = aq.weekly_counts(get_db(request), kind, since, until, params, index=get_index(request))
     if len(_CACHE) > 500:
         _CACHE.clear()
     _CACHE[key] = (time.monotonic() + _CACHE_SECONDS, data)
