@@ -163,3 +163,34 @@ def test_crawl_of_one_named_source_and_unknown_source(tmp_path, site):
     result = run_monitor(config, "crawl", "--source", "nope")
     assert result.returncode == 1
     assert "Unknown source(s): nope" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_progress_display_on_a_terminal_only(tmp_path, site):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    feed = site.add("/feed.xml", rss([{"title": "One", "link": site.url("/e/1")}]))
+    config = write_config(tmp_path, sources=[feed_source("fixture", feed, full_text=False)])
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "crawl"],
+                            stdout=subprocess.PIPE, stderr=secondary, text=True)
+    os.close(secondary)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    stdout = proc.communicate(timeout=120)[0]
+    os.close(primary)
+    assert proc.returncode == 0
+    assert b"Crawling" in screen  # rich's live display, drawn on the terminal
+    assert "fixture: 1 new" in stdout and "Crawling" not in stdout
+    # Without a terminal there is no progress display at all.
+    result = run_monitor(config, "crawl")
+    assert "Crawling" not in result.stderr
