@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from monitor import store
-from monitor.errors import MonitorError
 
 
 def _since(value: str | None) -> str | None:
@@ -156,7 +155,4 @@ def register(cli: click.Group) -> None:
         """Run the whole pipeline on the bundled offline snapshot (no internet needed)."""
         from monitor.demo import run_demo
 
-        try:
-            run_demo(port=port, keep=keep)
-        except MonitorError:
-            raise
+        run_demo(port=port, keep=keep)

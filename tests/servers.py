@@ -7,14 +7,14 @@ or one of the built-in hostile behaviours under /hostile/… Every request is re
 
 from __future__ import annotations
 
-import brotli
 import gzip
 import http.server
 import threading
-import time
 import zlib
 from dataclasses import dataclass, field
 from email.utils import formatdate
+
+import brotli
 
 
 @dataclass

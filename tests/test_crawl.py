@@ -35,7 +35,7 @@ def test_crawl_stores_articles_with_extracted_text(tmp_path, site, article_pages
     assert "fixture: 4 new, 0 already seen" in result.stdout
     rows = _rows(tmp_path, "SELECT url, title, text, full_text, published FROM items ORDER BY id")
     assert len(rows) == 4
-    for url, title, text, full_text, published in rows:
+    for _url, _title, text, full_text, published in rows:
         assert full_text == 1 and len(text) > 300
         assert published == "2026-11-30T10:00:00Z"
     # Stored under the address it was fetched from: the pages' canonical links name another
