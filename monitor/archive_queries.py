@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -379,9 +380,20 @@ def _rows(db, ids: list[int], match: str | None) -> list[dict]:
         f"""SELECT id, url, source, title, summary, language, published, fetched_at, relevant,
                    cluster_id FROM items WHERE id IN ({marks})""", ids)}
     snippets: dict[int, str] = {}
+    if match and "*" in match:
+        # FTS5 re-expands a prefix for every probe (there is no prefix index): cut the snippet
+        # from the stored text here instead, falling back to FTS5 when no word is found.
+        texts = dict(db.execute(f"SELECT id, title || ' ' || summary || ' ' || text FROM items "
+                                f"WHERE id IN ({marks})", ids).fetchall())
+        for item_id, text in texts.items():
+            snip = _python_snippet(text, match)
+            if snip:
+                snippets[item_id] = snip
     if match:
         # One rowid = ? probe per item: FTS5 seeks each doclist; `rowid IN (...)` would not.
         for item_id in ids:
+            if item_id in snippets:
+                continue
             for snip, in _run(db, f"SELECT snippet(items_fts, -1, '{_START}', '{_END}', ' … ', 30) "
                                   f"FROM items_fts WHERE items_fts MATCH ? AND rowid = ?",
                               [match, item_id]):
@@ -403,6 +415,27 @@ def _rows(db, ids: list[int], match: str | None) -> list[dict]:
         del row["summary"]
         out.append(row)
     return out
+
+
+def _python_snippet(text: str, match: str, words: int = 30) -> str | None:
+    """A window of about `words` words around the first hit, hits wrapped in the markers."""
+    terms = [t for t in re.findall(r'"([^"]+)"(\*?)', match)]
+    patterns = []
+    for phrase, star in terms:
+        body = r"\s+".join(re.escape(w) for w in phrase.split())
+        patterns.append(body + (r"\w*" if star else r"\b"))
+    if not patterns:
+        return None
+    finder = re.compile(r"\b(?:" + "|".join(patterns) + ")", re.IGNORECASE)
+    text = " ".join(text.split())
+    first = finder.search(text)
+    if not first:
+        return None
+    before = text[:first.start()].split(" ")
+    start_chars = len(" ".join(before[:-8])) if len(before) > 8 else 0
+    window = " ".join(text[start_chars:].split(" ")[:words])
+    marked = finder.sub(lambda m: _START + m.group(0) + _END, window)
+    return ("… " if start_chars else "") + marked + " …"
 
 
 def _plain_snippet(text: str, length: int = 240) -> str:

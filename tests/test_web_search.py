@@ -204,3 +204,8 @@ def test_in_memory_weekly_counts_match_sql(web, analyst):
     for kind, params in (("region", None), ("topic", aq.SearchParams(q="the", languages=("en",)))):
         assert aq.weekly_counts(web.db, kind, since, until, params, top=20) == \
             aq.weekly_counts(web.db, kind, since, until, params, top=20, index=index)
+
+
+def test_prefix_search_highlights_the_completed_words(analyst):
+    page = analyst.get("/search", params={"q": "Islamist*"})
+    assert "<mark>Islamisten</mark>" in page.text or "<mark>Islamist" in page.text
