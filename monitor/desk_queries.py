@@ -7,6 +7,8 @@ through monitor.digest's recorded edits. Nothing here knows about HTTP.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from typing import Any
 
 from monitor import digest
@@ -78,3 +80,33 @@ def archived_issue(db: Any, week: str) -> dict | None:
     """The issue of `week` if it was sent (drafts and approved issues are not public)."""
     issue = digest.find_issue(db, week)
     return issue if issue and issue["state"] == "sent" else None
+
+
+# The week's candidates are recomputed from the archive (summaries included), which takes long
+# enough (~0.2 s for 60 stories) to dominate the desk page. They are kept briefly per issue
+# revision and newest item, so an edit or a newly stored article is seen at once; a retag is
+# seen within CANDIDATE_SECONDS.
+CANDIDATE_SECONDS = 60.0
+_candidates: dict[tuple, tuple[float, list[dict]]] = {}
+_candidates_lock = threading.Lock()
+
+
+def week_candidates(db: Any, config, issue_id: int, *, region: str | None = None,
+                    topic: str | None = None, language: str | None = None) -> list[dict]:
+    """digest.week_candidates, cached briefly (see CANDIDATE_SECONDS); do not change the result."""
+    revision = db.execute("SELECT revision FROM digests WHERE id = ?", [issue_id]).fetchone()
+    newest = db.execute("SELECT max(id) FROM items").fetchone()[0]
+    key = (str(config.storage.database), issue_id, revision[0] if revision else None, newest,
+           region, topic, language)
+    now = time.monotonic()
+    with _candidates_lock:
+        hit = _candidates.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+    found = digest.week_candidates(db, config, issue_id, region=region, topic=topic,
+                                   language=language)
+    with _candidates_lock:
+        if len(_candidates) > 200:
+            _candidates.clear()
+        _candidates[key] = (now + CANDIDATE_SECONDS, found)
+    return found

@@ -6,6 +6,7 @@ change is one recorded digest edit. Forms work without JavaScript; htmx swaps #d
 
 from __future__ import annotations
 
+from markupsafe import Markup
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -73,9 +74,9 @@ def _desk_context(request: Request, week: str, error: str | None = None) -> dict
     if issue is None:
         return context
     view = digest.issue_view(db, config, issue["id"])
-    everything = digest.week_candidates(db, config, issue["id"])
+    everything = desk_queries.week_candidates(db, config, issue["id"])
     filters = context["filters"]
-    candidates = (digest.week_candidates(db, config, issue["id"], **filters)
+    candidates = (desk_queries.week_candidates(db, config, issue["id"], **filters)
                   if any(filters.values()) else everything)
     context.update({
         "issue": view,
@@ -86,8 +87,22 @@ def _desk_context(request: Request, week: str, error: str | None = None) -> dict
         "topics_seen": sorted({t for s in everything for t in s["topics"]}),
         "editable": view["state"] == "draft",
         "section_titles": {s.slug: s.title for s in config.digest.sections},
+        "section_options": _section_options(config),
     })
     return context
+
+
+def _section_options(config) -> dict[str | None, Markup]:
+    """The <option>s of the section menus, once per chosen section (there is one menu per story,
+    and building them in the template dominated the page's render time)."""
+    sections = config.digest.sections
+    out: dict[str | None, Markup] = {}
+    for chosen in [None, *(s.slug for s in sections)]:
+        out[chosen] = Markup("").join(
+            Markup('<option value="{}"{}>{}</option>').format(
+                s.slug, Markup(" selected") if s.slug == chosen else "", s.title)
+            for s in sections)
+    return out
 
 
 def _back(request: Request, week: str, notice: str = "saved") -> str:
