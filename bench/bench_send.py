@@ -39,7 +39,8 @@ def _serve(port_queue, count_value) -> None:
 
     async def main():
         server = await asyncio.get_running_loop().create_server(
-            lambda: SMTP(Counter(), hostname="bench.test"), "127.0.0.1", 0)
+            lambda: SMTP(Counter(), hostname="bench.test"), "127.0.0.1", 0
+        )
         port_queue.put(server.sockets[0].getsockname()[1])
         await asyncio.Event().wait()
 
@@ -58,11 +59,15 @@ def _stories() -> list[Story]:
     sections = REGIONS + ["eu-policy", "national"]
     out = []
     for i in range(60):
-        out.append(Story(sections[i % len(sections)],
-                         f"Story {i}: boats intercepted, pushbacks reported at the border ({i})",
-                         "Sixty people were rescued after a night at sea, according to NGOs who "
-                         "documented the case and called for an independent investigation. " * 2,
-                         f"https://news.example.org/2026/12/story-{i}"))
+        out.append(
+            Story(
+                sections[i % len(sections)],
+                f"Story {i}: boats intercepted, pushbacks reported at the border ({i})",
+                "Sixty people were rescued after a night at sea, according to NGOs who "
+                "documented the case and called for an independent investigation. " * 2,
+                f"https://news.example.org/2026/12/story-{i}",
+            )
+        )
     return out
 
 
@@ -82,19 +87,25 @@ def bench_render(config, db, issue_id, subscriber=None, *, test=False):
     from monitor.subscribers import preferences_url, unsubscribe_url
 
     wanted = set(subscriber["regions"]) if subscriber and subscriber["regions"] else None
-    stories = [s for s in STORIES if wanted is None or s.section in wanted or s.section == "eu-policy"]
+    stories = [
+        s for s in STORIES if wanted is None or s.section in wanted or s.section == "eu-policy"
+    ]
     html_items = "".join(
         f'<tr><td style="padding:8px 0;font-family:Arial,sans-serif"><h3 style="margin:0">'
         f'<a href="{s.url}" style="color:#0b5394">{s.headline}</a></h3><p style="margin:4px 0">'
-        f"{s.summary}</p><p style=\"font-size:12px;color:#666\">Source: example.org · 3 Dec 2026"
-        f"</p></td></tr>\n" for s in stories)
+        f'{s.summary}</p><p style="font-size:12px;color:#666">Source: example.org · 3 Dec 2026'
+        f"</p></td></tr>\n"
+        for s in stories
+    )
     text_items = "\n\n".join(f"{s.headline}\n{s.summary}\n{s.url}" for s in stories)
     unsub = unsubscribe_url(config, subscriber) if subscriber else "#"
     prefs = preferences_url(config, subscriber) if subscriber else "#"
     name = subscriber["name"] if subscriber else "reader"
-    html = (f"<!doctype html><html><body><table width=\"600\"><tr><td>Dear {name},</td></tr>\n"
-            f"{html_items}<tr><td><a href=\"{unsub}\">Unsubscribe</a> · "
-            f"<a href=\"{prefs}\">Preferences</a></td></tr></table></body></html>")
+    html = (
+        f'<!doctype html><html><body><table width="600"><tr><td>Dear {name},</td></tr>\n'
+        f'{html_items}<tr><td><a href="{unsub}">Unsubscribe</a> · '
+        f'<a href="{prefs}">Preferences</a></td></tr></table></body></html>'
+    )
     text = f"Dear {name},\n\n{text_items}\n\nUnsubscribe: {unsub}\nPreferences: {prefs}\n"
     return Rendered(f"Border Monitor Weekly #{issue_id}", html, text)
 
@@ -105,9 +116,13 @@ def _dkim_key(directory: Path) -> Path:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = directory / "dkim.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     return path
 
 
@@ -116,9 +131,12 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dkim", action="store_true", help="Sign every message (RSA 2048).")
-    parser.add_argument("--bench-render", action="store_true",
-                        help="Use the built-in 60-story stand-in instead of monitor.render on a "
-                             "week of corpus stories.")
+    parser.add_argument(
+        "--bench-render",
+        action="store_true",
+        help="Use the built-in 60-story stand-in instead of monitor.render on a "
+        "week of corpus stories.",
+    )
     args = parser.parse_args()
 
     from monitor.config import load_config
@@ -135,8 +153,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-send-") as tmp:
         smtp = {"host": "127.0.0.1", "port": port, "security": "none", "rate_limit": 0}
         if args.dkim:
-            smtp.update(dkim_key_file=str(_dkim_key(Path(tmp))), dkim_selector="bench",
-                        dkim_domain="example.org")
+            smtp.update(
+                dkim_key_file=str(_dkim_key(Path(tmp))),
+                dkim_selector="bench",
+                dkim_domain="example.org",
+            )
         if args.bench_render:
             config = load_config(write_config(Path(tmp), smtp=smtp))
             db = open_db(config.storage.database)
@@ -154,7 +175,9 @@ def main() -> None:
         per_region = args.messages // (len(REGIONS) + 1)
         for i, region in enumerate(REGIONS):
             add_active(db, config, per_region, prefix=f"r{i}-", regions=[region], name="Member")
-        add_active(db, config, args.messages - per_region * len(REGIONS), prefix="all-", name="Member")
+        add_active(
+            db, config, args.messages - per_region * len(REGIONS), prefix="all-", name="Member"
+        )
         rates, seconds, freezes, cpu = [], [], [], []
         for run in range(args.runs):
             if args.bench_render:
@@ -176,8 +199,11 @@ def main() -> None:
             assert count.value - before == args.messages
             seconds.append(stats.seconds)
             rates.append(stats.sent / stats.seconds)
-            print(f"run {run + 1}: {stats.sent} messages in {stats.seconds:.1f} s = "
-                  f"{rates[-1]:.0f} msg/s over {stats.connections} connection", flush=True)
+            print(
+                f"run {run + 1}: {stats.sent} messages in {stats.seconds:.1f} s = "
+                f"{rates[-1]:.0f} msg/s over {stats.connections} connection",
+                flush=True,
+            )
         db.close()
     server.terminate()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -186,8 +212,10 @@ def main() -> None:
     print(f"messages per run        {args.messages}" + (" (DKIM-signed)" if args.dkim else ""))
     print(f"median send time        {statistics.median(seconds):.2f} s")
     print(f"median rate             {rate:.0f} msg/s  (target >= 200: ratio {rate / 200:.2f})")
-    print(f"median sender CPU       {statistics.median(cpu) * 1000:.2f} ms/message "
-          f"(= {1 / statistics.median(cpu):.0f} msg/s if the machine were idle)")
+    print(
+        f"median sender CPU       {statistics.median(cpu) * 1000:.2f} ms/message "
+        f"(= {1 / statistics.median(cpu):.0f} msg/s if the machine were idle)"
+    )
     print(f"load average at end     {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"median freeze time      {statistics.median(freezes) * 1000:.0f} ms")
     print(f"peak memory (sender)    {peak_mb:.0f} MB  (target <= 300: ratio {peak_mb / 300:.2f})")

@@ -24,9 +24,9 @@ from monitor.subscribers import hash_email, mark_bounced, mark_complained, unsub
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str                 # hard | soft | complaint
+    kind: str  # hard | soft | complaint
     recipient: str
-    status: str = ""          # DSN status code such as 5.1.1
+    status: str = ""  # DSN status code such as 5.1.1
     diagnostic: str = ""
     original_message_id: str = ""
 
@@ -39,15 +39,18 @@ class BounceReport:
     soft: int = 0
     complaints: int = 0
     already_seen: int = 0
-    unsubscribe_requests: int = 0   # mails to [smtp] unsubscribe_mailto (List-Unsubscribe mailto:)
+    unsubscribe_requests: int = 0  # mails to [smtp] unsubscribe_mailto (List-Unsubscribe mailto:)
     unknown_recipients: int = 0
     marked: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        return (f"{self.messages} messages read: {self.hard} hard bounces, {self.soft} soft "
-                f"bounces (ignored), {self.complaints} complaints, {self.not_reports} not bounce "
-                f"reports, {self.unsubscribe_requests} unsubscribe requests, {self.already_seen} already processed, {self.unknown_recipients} for "
-                f"addresses not on the list; {len(self.marked)} subscribers changed.")
+        return (
+            f"{self.messages} messages read: {self.hard} hard bounces, {self.soft} soft "
+            f"bounces (ignored), {self.complaints} complaints, {self.not_reports} not bounce "
+            f"reports, {self.unsubscribe_requests} unsubscribe requests, "
+            f"{self.already_seen} already processed, {self.unknown_recipients} for "
+            f"addresses not on the list; {len(self.marked)} subscribers changed."
+        )
 
 
 def _address(value: str | None) -> str:
@@ -83,14 +86,21 @@ def parse_report(raw: bytes) -> list[Finding] | None:
     findings: list[Finding] = []
     for part in msg.walk():
         ctype = part.get_content_type()
-        if report_type == "delivery-status" and ctype in ("message/delivery-status",
-                                                          "message/global-delivery-status"):
+        if report_type == "delivery-status" and ctype in (
+            "message/delivery-status",
+            "message/global-delivery-status",
+        ):
             blocks = part.get_payload()
             if isinstance(blocks, str):  # some MTAs send it as text; parse the field blocks
-                blocks = [email.message_from_string(b.strip() + "\n", policy=policy.compat32)
-                          for b in blocks.replace("\r\n", "\n").split("\n\n") if b.strip()]
+                blocks = [
+                    email.message_from_string(b.strip() + "\n", policy=policy.compat32)
+                    for b in blocks.replace("\r\n", "\n").split("\n\n")
+                    if b.strip()
+                ]
             for block in blocks[1:] if len(blocks) > 1 else blocks:
-                recipient = _address(block.get("Final-Recipient") or block.get("Original-Recipient"))
+                recipient = _address(
+                    block.get("Final-Recipient") or block.get("Original-Recipient")
+                )
                 if not recipient:
                     continue
                 action = str(block.get("Action", "")).strip().lower()
@@ -99,8 +109,11 @@ def parse_report(raw: bytes) -> list[Finding] | None:
                 hard = action == "failed" and status.startswith("5")
                 if action in ("delivered", "relayed", "expanded"):
                     continue
-                findings.append(Finding("hard" if hard else "soft", recipient, status,
-                                        diagnostic[:500], original_id))
+                findings.append(
+                    Finding(
+                        "hard" if hard else "soft", recipient, status, diagnostic[:500], original_id
+                    )
+                )
         elif report_type == "feedback-report" and ctype == "message/feedback-report":
             fields = part.get_payload()
             block = fields[0] if isinstance(fields, list) and fields else None
@@ -119,8 +132,15 @@ def _original_to(msg: Message) -> str:
     for part in msg.walk():
         if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
             payload = part.get_payload()
-            inner = payload[0] if isinstance(payload, list) and payload else (
-                email.message_from_string(payload, policy=policy.compat32) if isinstance(payload, str) else None)
+            inner = (
+                payload[0]
+                if isinstance(payload, list) and payload
+                else (
+                    email.message_from_string(payload, policy=policy.compat32)
+                    if isinstance(payload, str)
+                    else None
+                )
+            )
             if inner is not None and inner.get("To"):
                 return _address(email.utils.parseaddr(str(inner["To"]))[1])
     return ""
@@ -140,13 +160,15 @@ def read_messages(path: str | Path) -> Iterator[bytes]:
             yield file.read_bytes()
         return
     if not path.exists():
-        raise MailError(f"{path} does not exist: give an mbox file, a Maildir or a folder of .eml files.")
+        raise MailError(
+            f"{path} does not exist: give an mbox file, a Maildir or a folder of .eml files."
+        )
     with path.open("rb") as handle:
         head = handle.read(5)
     if head == b"From ":
         box = mailbox.mbox(str(path), factory=None, create=False)
         try:
-            for key in box.keys():
+            for key in box.iterkeys():
                 yield box.get_bytes(key)
         finally:
             box.close()
@@ -198,7 +220,9 @@ def process_path(db, path: str | Path, now: datetime | None = None, config=None)
     return report
 
 
-def apply_finding(db, report: BounceReport, report_id: str, finding: Finding, now: datetime) -> None:
+def apply_finding(
+    db, report: BounceReport, report_id: str, finding: Finding, now: datetime
+) -> None:
     if finding.kind == "soft":
         report.soft += 1
         return
@@ -206,20 +230,33 @@ def apply_finding(db, report: BounceReport, report_id: str, finding: Finding, no
     inserted = db.execute(
         "INSERT OR IGNORE INTO bounce_log (report_id, email_hash, kind, status, diagnostic, at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [report_id, h, finding.kind, finding.status, finding.diagnostic,
-         now.strftime("%Y-%m-%dT%H:%M:%SZ")]).rowcount
+        [
+            report_id,
+            h,
+            finding.kind,
+            finding.status,
+            finding.diagnostic,
+            now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ],
+    ).rowcount
     if not inserted:
         report.already_seen += 1
         return
-    known = db.execute("SELECT 1 FROM subscribers WHERE email = ? OR smtp_address = ?",
-                       [finding.recipient, finding.recipient]).fetchone()
+    known = db.execute(
+        "SELECT 1 FROM subscribers WHERE email = ? OR smtp_address = ?",
+        [finding.recipient, finding.recipient],
+    ).fetchone()
     if finding.kind == "hard":
         report.hard += 1
-        changed = mark_bounced(db, finding.recipient,
-                               f"DSN {finding.status} {finding.diagnostic}".strip(), now)
+        changed = mark_bounced(
+            db, finding.recipient, f"DSN {finding.status} {finding.diagnostic}".strip(), now
+        )
         if finding.original_message_id:
-            db.execute("UPDATE outbox SET status = 'bounced', last_error = ? WHERE message_id = ? "
-                       "AND status = 'sent'", [f"DSN {finding.status}", finding.original_message_id])
+            db.execute(
+                "UPDATE outbox SET status = 'bounced', last_error = ? WHERE message_id = ? "
+                "AND status = 'sent'",
+                [f"DSN {finding.status}", finding.original_message_id],
+            )
     else:
         report.complaints += 1
         changed = mark_complained(db, finding.recipient, now)

@@ -15,10 +15,15 @@ def _issue_id(db, issue: str) -> int:
     """An issue given as its id (12) or its ISO week (2026-W49)."""
     if issue.isdigit():
         return int(issue)
-    row = db.execute("SELECT id FROM digests WHERE week = ?", [issue.strip().upper()]).fetchone() \
-        if "digests" in db.table_names() else None
+    row = (
+        db.execute("SELECT id FROM digests WHERE week = ?", [issue.strip().upper()]).fetchone()
+        if "digests" in db.table_names()
+        else None
+    )
     if row is None:
-        raise DigestError(f"There is no digest issue for {issue!r} (give an id or a week such as 2026-W49).")
+        raise DigestError(
+            f"There is no digest issue for {issue!r} (give an id or a week such as 2026-W49)."
+        )
     return row[0]
 
 
@@ -34,34 +39,82 @@ def register(cli: click.Group) -> None:
     @click.option("--name", default="", help="The person's name.")
     @click.option("--organisation", default="", help="Their organisation.")
     @click.option("--language", default="en", show_default=True, help="Two-letter language code.")
-    @click.option("--region", "regions", multiple=True, metavar="SLUG",
-                  help="Only sections about this region (repeatable; default: everything).")
-    @click.option("--topic", "topics", multiple=True, metavar="SLUG",
-                  help="Only sections about this topic (repeatable; default: everything).")
-    @click.option("--consent-text", default="", metavar="VERSION",
-                  help="Version of the consent text the person agreed to.")
-    @click.option("--double-opt-in", is_flag=True,
-                  help="Send a confirmation mail; the subscription starts when they confirm.")
+    @click.option(
+        "--region",
+        "regions",
+        multiple=True,
+        metavar="SLUG",
+        help="Only sections about this region (repeatable; default: everything).",
+    )
+    @click.option(
+        "--topic",
+        "topics",
+        multiple=True,
+        metavar="SLUG",
+        help="Only sections about this topic (repeatable; default: everything).",
+    )
+    @click.option(
+        "--consent-text",
+        default="",
+        metavar="VERSION",
+        help="Version of the consent text the person agreed to.",
+    )
+    @click.option(
+        "--double-opt-in",
+        is_flag=True,
+        help="Send a confirmation mail; the subscription starts when they confirm.",
+    )
     @pass_app
-    def add(app: AppContext, email, name, organisation, language, regions, topics, consent_text,
-            double_opt_in) -> None:
+    def add(
+        app: AppContext,
+        email,
+        name,
+        organisation,
+        language,
+        regions,
+        topics,
+        consent_text,
+        double_opt_in,
+    ) -> None:
         """Add one subscriber (active at once, unless --double-opt-in)."""
         from monitor import subscribers as subs
 
         consent = {"how": "cli", "text_version": consent_text}
         if double_opt_in:
-            result = subs.subscribe(app.db, app.config, email, name, organisation, language,
-                                    list(regions), list(topics), consent)
+            result = subs.subscribe(
+                app.db,
+                app.config,
+                email,
+                name,
+                organisation,
+                language,
+                list(regions),
+                list(topics),
+                consent,
+            )
             click.echo(f"{subs.normalise_email(email).email}: {result.detail}.")
             return
-        sub = subs.add_subscriber(app.db, app.config, email, name, organisation, language,
-                                  list(regions), list(topics), consent)
+        sub = subs.add_subscriber(
+            app.db,
+            app.config,
+            email,
+            name,
+            organisation,
+            language,
+            list(regions),
+            list(topics),
+            consent,
+        )
         click.echo(f"Added {sub['email']} (active, id {sub['id']}).")
 
     @subscribers_group.command("import")
     @click.argument("csv_file", type=click.Path(dir_okay=False))
-    @click.option("--consent-text", default="", metavar="VERSION",
-                  help="Consent text version for rows without a consent_text_version column.")
+    @click.option(
+        "--consent-text",
+        default="",
+        metavar="VERSION",
+        help="Consent text version for rows without a consent_text_version column.",
+    )
     @click.option("--dry-run", is_flag=True, help="Check and report, write nothing.")
     @pass_app
     def import_(app: AppContext, csv_file, consent_text, dry_run) -> None:
@@ -73,8 +126,9 @@ def register(cli: click.Group) -> None:
         """
         from monitor.subscribers import import_csv
 
-        report = import_csv(app.db, app.config, csv_file, consent_text_version=consent_text,
-                            dry_run=dry_run)
+        report = import_csv(
+            app.db, app.config, csv_file, consent_text_version=consent_text, dry_run=dry_run
+        )
         for row, email, why in report.skipped:
             click.echo(f"row {row}: {email} skipped: {why}")
         verb = "would be added" if dry_run else "added"
@@ -105,8 +159,11 @@ def register(cli: click.Group) -> None:
 
     @subscribers_group.command("remove")
     @click.argument("email")
-    @click.option("--erase", is_flag=True,
-                  help="Delete all their data (right to erasure); the address stays suppressed.")
+    @click.option(
+        "--erase",
+        is_flag=True,
+        help="Delete all their data (right to erasure); the address stays suppressed.",
+    )
     @pass_app
     def remove(app: AppContext, email, erase) -> None:
         """Unsubscribe one address, or with --erase delete everything held about it."""
@@ -115,14 +172,18 @@ def register(cli: click.Group) -> None:
         if erase:
             result = subs.erase_subscriber(app.db, email)
             what = "Erased" if result["found"] else "Not on the list; suppressed"
-            click.echo(f"{what} {result['email']}; it will not be mailed again"
-                       f" ({result['dropped_deliveries']} queued deliveries dropped).")
+            click.echo(
+                f"{what} {result['email']}; it will not be mailed again"
+                f" ({result['dropped_deliveries']} queued deliveries dropped)."
+            )
             return
         sub = subs.unsubscribe_email(app.db, email, how="cli")
         click.echo(f"{sub['email']} is now {sub['status']}.")
 
     @subscribers_group.command("list")
-    @click.option("--status", default=None, help="pending, active, unsubscribed, bounced, complained")
+    @click.option(
+        "--status", default=None, help="pending, active, unsubscribed, bounced, complained"
+    )
     @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
     @pass_app
     def list_(app: AppContext, status, as_json) -> None:
@@ -172,19 +233,26 @@ def register(cli: click.Group) -> None:
 
         issue_id = _issue_id(app.db, issue)
         counts = outbox_counts(app.db, issue_id)
-        click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n) or "No recipients frozen yet.")
+        click.echo(
+            ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "No recipients frozen yet."
+        )
         for row in unknown_recipients(app.db, issue_id):
             click.echo(f"unknown: {row['email']} ({row['last_error']})")
 
     @outbox_group.command("resolve")
     @click.argument("issue")
-    @click.option("--resend/--assume-sent", required=True,
-                  help="Queue the unknown deliveries again, or count them as sent.")
+    @click.option(
+        "--resend/--assume-sent",
+        required=True,
+        help="Queue the unknown deliveries again, or count them as sent.",
+    )
     @pass_app
     def resolve(app: AppContext, issue, resend) -> None:
         """Decide about deliveries left 'unknown' by an interrupted send."""
         from monitor.outbox import resolve_unknown
 
         n = resolve_unknown(app.db, _issue_id(app.db, issue), resend)
-        click.echo(f"{n} unknown deliveries " + ("queued again: run `monitor digest send`."
-                                                if resend else "counted as sent."))
+        click.echo(
+            f"{n} unknown deliveries "
+            + ("queued again: run `monitor digest send`." if resend else "counted as sent.")
+        )

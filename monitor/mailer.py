@@ -7,6 +7,7 @@ outcomes (sent, temporary, permanent, unknown), so the caller can record it exac
 from __future__ import annotations
 
 import binascii
+import contextlib
 import os
 import re
 import secrets
@@ -25,8 +26,19 @@ import dkim
 from monitor.errors import MailError
 
 # Headers the DKIM signature covers (those absent from a message are skipped by dkimpy).
-DKIM_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"list-id",
-                b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version", b"content-type")
+DKIM_HEADERS = (
+    b"from",
+    b"to",
+    b"subject",
+    b"date",
+    b"message-id",
+    b"reply-to",
+    b"list-id",
+    b"list-unsubscribe",
+    b"list-unsubscribe-post",
+    b"mime-version",
+    b"content-type",
+)
 
 
 def make_message_id(config, kind: str) -> str:
@@ -90,7 +102,7 @@ def _reflow_html(data: bytes) -> bytes | None:
             if cut <= 0:
                 return None
             out.append(line[:cut])
-            line = line[cut + 1:]
+            line = line[cut + 1 :]
         out.append(line)
     return b"\n".join(out)
 
@@ -111,19 +123,34 @@ def _part(content_type: str, text: str, allow_8bit: bool) -> bytes:
     elif fits and allow_8bit:
         body, cte = data, b"8bit"
     else:
-        body, cte = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False), \
-            b"quoted-printable"
+        body, cte = (
+            binascii.b2a_qp(data, quotetabs=False, istext=True, header=False),
+            b"quoted-printable",
+        )
     # The CRLF before a boundary belongs to the boundary: one more keeps a final line break.
     body = body.replace(b"\n", b"\r\n") + b"\r\n"
-    return (b"Content-Type: " + content_type.encode("ascii") + b'; charset="utf-8"\r\n'
-            b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + body)
+    return (
+        b"Content-Type: " + content_type.encode("ascii") + b'; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + body
+    )
 
 
-def build_message(config, *, to_address: str, to_name: str = "", subject: str, text: str,
-                  html: str | None = None, message_id: str, unsubscribe_url: str | None = None,
-                  unsubscribe_mailto: str | None = None, list_id: bool = False,
-                  date: float | None = None, extra_headers: dict | None = None,
-                  allow_8bit: bool = False) -> bytes:
+def build_message(
+    config,
+    *,
+    to_address: str,
+    to_name: str = "",
+    subject: str,
+    text: str,
+    html: str | None = None,
+    message_id: str,
+    unsubscribe_url: str | None = None,
+    unsubscribe_mailto: str | None = None,
+    list_id: bool = False,
+    date: float | None = None,
+    extra_headers: dict | None = None,
+    allow_8bit: bool = False,
+) -> bytes:
     """The wire bytes of one mail: multipart/alternative (text first, then HTML) when html is
     given; List-* headers when list_id; DKIM-signed when `[smtp] dkim_key_file` is set.
 
@@ -157,16 +184,26 @@ def build_message(config, *, to_address: str, to_name: str = "", subject: str, t
     if html is None:
         body = _part("text/plain", text, allow_8bit)
         head_text, _, part_body = body.partition(b"\r\n\r\n")
-        data = ("\r\n".join(headers).encode("utf-8") + b"\r\n" + head_text + b"\r\n\r\n"
-                + part_body)
+        data = "\r\n".join(headers).encode("utf-8") + b"\r\n" + head_text + b"\r\n\r\n" + part_body
     else:
         boundary = f"=_bm_{secrets.token_hex(12)}".encode("ascii")
         headers.append(f'Content-Type: multipart/alternative; boundary="{boundary.decode()}"')
-        data = ("\r\n".join(headers).encode("utf-8") + b"\r\n\r\n"
-                + b"This is a multipart message in MIME format.\r\n\r\n"
-                + b"--" + boundary + b"\r\n" + _part("text/plain", text, allow_8bit)
-                + b"--" + boundary + b"\r\n" + _part("text/html", html, allow_8bit)
-                + b"--" + boundary + b"--\r\n")
+        data = (
+            "\r\n".join(headers).encode("utf-8")
+            + b"\r\n\r\n"
+            + b"This is a multipart message in MIME format.\r\n\r\n"
+            + b"--"
+            + boundary
+            + b"\r\n"
+            + _part("text/plain", text, allow_8bit)
+            + b"--"
+            + boundary
+            + b"\r\n"
+            + _part("text/html", html, allow_8bit)
+            + b"--"
+            + boundary
+            + b"--\r\n"
+        )
     signer = _dkim_signer(smtp.dkim_key_file, smtp.dkim_selector, smtp.dkim_domain)
     if signer is not None:
         data = signer(data) + data
@@ -185,8 +222,14 @@ def _dkim_signer(key_file: Path | None, selector: str | None, domain: str | None
 
     def sign(data: bytes) -> bytes:
         try:
-            return dkim.sign(data, sel, dom, key, canonicalize=(b"relaxed", b"relaxed"),
-                             include_headers=list(DKIM_HEADERS))
+            return dkim.sign(
+                data,
+                sel,
+                dom,
+                key,
+                canonicalize=(b"relaxed", b"relaxed"),
+                include_headers=list(DKIM_HEADERS),
+            )
         except dkim.DKIMException as exc:
             raise MailError(f"DKIM signing with {key_file} failed: {exc}.") from exc
 
@@ -206,9 +249,10 @@ def _read_key(path: str) -> bytes:
 
 # -- SMTP -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SendResult:
-    outcome: str            # sent | temporary | permanent | unknown
+    outcome: str  # sent | temporary | permanent | unknown
     code: int | None = None
     message: str = ""
 
@@ -251,53 +295,59 @@ class SmtpSender:
         last: Exception | None = None
         for attempt in range(self.connect_attempts):
             if attempt:
-                time.sleep(min(0.5 * 2 ** attempt, 5))
+                time.sleep(min(0.5 * 2**attempt, 5))
             try:
                 if cfg.security == "tls":
-                    conn = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+                    conn = smtplib.SMTP_SSL(
+                        cfg.host, cfg.port, timeout=cfg.timeout, context=context
+                    )
                 else:
                     conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
                 conn.ehlo()
                 if cfg.security == "starttls":
                     if not conn.has_extn("starttls"):
                         conn.close()
-                        raise MailError(f"The SMTP server {self.where()} does not offer STARTTLS; "
-                                        "set [smtp] security to 'tls' or 'none'.")
+                        raise MailError(
+                            f"The SMTP server {self.where()} does not offer STARTTLS; "
+                            "set [smtp] security to 'tls' or 'none'."
+                        )
                     conn.starttls(context=context)
                     conn.ehlo()
                 if cfg.user:
                     password = os.environ.get(cfg.password_env or "")
                     if not password:
                         conn.close()
-                        raise MailError(f"[smtp] user is set but the environment variable "
-                                        f"{cfg.password_env} holding the password is empty.")
+                        raise MailError(
+                            f"[smtp] user is set but the environment variable "
+                            f"{cfg.password_env} holding the password is empty."
+                        )
                     conn.login(cfg.user, password)
                 self.connections += 1
                 return conn
             except smtplib.SMTPAuthenticationError as exc:
-                raise MailError(f"The SMTP server {self.where()} refused the login for "
-                                f"{cfg.user}: {exc.smtp_code} {_text(exc.smtp_error)}.") from None
+                raise MailError(
+                    f"The SMTP server {self.where()} refused the login for "
+                    f"{cfg.user}: {exc.smtp_code} {_text(exc.smtp_error)}."
+                ) from None
             except ssl.SSLError as exc:
                 raise MailError(f"TLS with the SMTP server {self.where()} failed: {exc}.") from None
             except (OSError, smtplib.SMTPException) as exc:
                 last = exc
-        raise MailError(f"Cannot connect to the SMTP server {self.where()} "
-                        f"({_describe_exc(last)}); nothing more was sent.")
+        raise MailError(
+            f"Cannot connect to the SMTP server {self.where()} "
+            f"({_describe_exc(last)}); nothing more was sent."
+        )
 
     def _drop(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.conn.close()
-            except OSError:
-                pass
         self.conn = None
 
     def close(self) -> None:
         if self.conn is not None:
-            try:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
                 self.conn.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
             self._drop()
 
     def _throttle(self) -> None:
@@ -328,15 +378,21 @@ class SmtpSender:
             conn = self.conn
             try:
                 if utf8 and not conn.has_extn("smtputf8"):
-                    return SendResult("permanent", None, "the SMTP server does not support "
-                                      "SMTPUTF8, needed for this non-ASCII address")
+                    return SendResult(
+                        "permanent",
+                        None,
+                        "the SMTP server does not support "
+                        "SMTPUTF8, needed for this non-ASCII address",
+                    )
                 conn.command_encoding = "utf-8" if utf8 else "ascii"
                 code, resp = conn.mail(self.cfg.from_address, options)
                 if code != 250:
                     self._reset()
                     if code >= 500:
-                        raise MailError(f"The SMTP server {self.where()} refused the sender "
-                                        f"{self.cfg.from_address}: {code} {_text(resp)}.")
+                        raise MailError(
+                            f"The SMTP server {self.where()} refused the sender "
+                            f"{self.cfg.from_address}: {code} {_text(resp)}."
+                        )
                     return _classify(code, resp)
                 code, resp = conn.rcpt(to_address)
                 if code not in (250, 251):
@@ -354,8 +410,9 @@ class SmtpSender:
             if code != 354:
                 self._reset()
                 return _classify(code, resp)
-            body = _DOT_AT_LINE_START.sub(b"..", data) if b"\n." in data or data[:1] == b"." \
-                else data
+            body = (
+                _DOT_AT_LINE_START.sub(b"..", data) if b"\n." in data or data[:1] == b"." else data
+            )
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
             conn.send(body + b".\r\n")
@@ -363,14 +420,21 @@ class SmtpSender:
                 while_waiting()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            return SendResult("temporary", None,
-                              f"connection lost before the message was complete ({_describe_exc(exc)})")
+            return SendResult(
+                "temporary",
+                None,
+                f"connection lost before the message was complete ({_describe_exc(exc)})",
+            )
         try:
             code, resp = conn.getreply()
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self._drop()
-            return SendResult("unknown", None, "connection lost after the message was handed over, "
-                              f"before the server answered ({_describe_exc(exc)})")
+            return SendResult(
+                "unknown",
+                None,
+                "connection lost after the message was handed over, "
+                f"before the server answered ({_describe_exc(exc)})",
+            )
         if code == 421:
             self._drop()
         if code == 250:
@@ -392,8 +456,9 @@ class SmtpSender:
     def send_or_raise(self, to_address: str, data: bytes) -> None:
         result = self.send(to_address, data)
         if not result.ok:
-            raise MailError(f"The mail to {to_address} was not accepted by {self.where()}: "
-                            f"{result.describe()}.")
+            raise MailError(
+                f"The mail to {to_address} was not accepted by {self.where()}: {result.describe()}."
+            )
 
 
 def _classify(code: int, resp: bytes) -> SendResult:

@@ -48,9 +48,9 @@ class SendStats:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
-    deferred: int = 0           # 4xx answers (each retried later)
+    deferred: int = 0  # 4xx answers (each retried later)
     recovered_unknown: int = 0  # rows in flight when a previous sender died
-    remaining: int = 0          # still queued when the run ended
+    remaining: int = 0  # still queued when the run ended
     connections: int = 0
     seconds: float = 0.0
 
@@ -59,14 +59,20 @@ class SendStats:
 
     def summary(self) -> str:
         rate = self.sent / self.seconds if self.seconds else 0.0
-        parts = [f"issue {self.issue_id}: {self.sent} sent ({rate:.0f}/s)", f"{self.bounced} bounced",
-                 f"{self.failed} failed", f"{self.skipped} skipped", f"{self.remaining} still queued"]
+        parts = [
+            f"issue {self.issue_id}: {self.sent} sent ({rate:.0f}/s)",
+            f"{self.bounced} bounced",
+            f"{self.failed} failed",
+            f"{self.skipped} skipped",
+            f"{self.remaining} still queued",
+        ]
         if self.unknown:
             parts.append(f"{self.unknown} unknown (decide with resolve_unknown)")
         return ", ".join(parts) + f" of {self.recipients} recipients."
 
 
 # -- freezing -------------------------------------------------------------------------------------
+
 
 def freeze_outbox(db, config, issue_id: int) -> int:
     """Freeze the active subscribers as the issue's recipients (once; later calls change nothing).
@@ -76,7 +82,9 @@ def freeze_outbox(db, config, issue_id: int) -> int:
     domain = config.smtp.from_address.rsplit("@", 1)[1]
     now = _stamp()
     with transaction(db):
-        row = db.execute("SELECT recipients FROM outbox_issues WHERE issue_id = ?", [issue_id]).fetchone()
+        row = db.execute(
+            "SELECT recipients FROM outbox_issues WHERE issue_id = ?", [issue_id]
+        ).fetchone()
         if row:
             return row[0]
         db.execute(
@@ -86,24 +94,35 @@ def freeze_outbox(db, config, issue_id: int) -> int:
                       '<issue' || ? || '.' || id || '.' || lower(hex(randomblob(6))) || '@' || ? || '>',
                       'queued', ?, ?
                FROM subscribers WHERE status = 'active' ORDER BY id""",
-            [issue_id, issue_id, domain, now, now])
-        count = db.execute("SELECT count(*) FROM outbox WHERE issue_id = ?", [issue_id]).fetchone()[0]
-        db.execute("INSERT INTO outbox_issues (issue_id, frozen_at, recipients) VALUES (?, ?, ?)",
-                   [issue_id, now, count])
+            [issue_id, issue_id, domain, now, now],
+        )
+        count = db.execute("SELECT count(*) FROM outbox WHERE issue_id = ?", [issue_id]).fetchone()[
+            0
+        ]
+        db.execute(
+            "INSERT INTO outbox_issues (issue_id, frozen_at, recipients) VALUES (?, ?, ?)",
+            [issue_id, now, count],
+        )
     return count
 
 
 def outbox_counts(db, issue_id: int) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
-    for status, n in db.execute("SELECT status, count(*) FROM outbox WHERE issue_id = ? "
-                                "GROUP BY status", [issue_id]):
+    for status, n in db.execute(
+        "SELECT status, count(*) FROM outbox WHERE issue_id = ? GROUP BY status", [issue_id]
+    ):
         counts[status] = n
     return counts
 
 
 def unknown_recipients(db, issue_id: int) -> list[dict]:
-    return list(db.query("SELECT id, email, message_id, last_error, updated_at FROM outbox "
-                         "WHERE issue_id = ? AND status = 'unknown' ORDER BY id", [issue_id]))
+    return list(
+        db.query(
+            "SELECT id, email, message_id, last_error, updated_at FROM outbox "
+            "WHERE issue_id = ? AND status = 'unknown' ORDER BY id",
+            [issue_id],
+        )
+    )
 
 
 def resolve_unknown(db, issue_id: int, resend: bool, ids: list[int] | None = None) -> int:
@@ -111,20 +130,26 @@ def resolve_unknown(db, issue_id: int, resend: bool, ids: list[int] | None = Non
     them as sent without re-sending. ids limits the decision to some outbox rows."""
     now = _stamp()
     if resend:
-        sets = ("status = 'queued', next_attempt_at = NULL, "
-                "last_error = 'delivery was unknown; queued again by decision'")
+        sets = (
+            "status = 'queued', next_attempt_at = NULL, "
+            "last_error = 'delivery was unknown; queued again by decision'"
+        )
     else:
-        sets = ("status = 'sent', sent_at = updated_at, "
-                "last_error = 'delivery was unknown; counted as sent by decision, not re-sent'")
+        sets = (
+            "status = 'sent', sent_at = updated_at, "
+            "last_error = 'delivery was unknown; counted as sent by decision, not re-sent'"
+        )
     where, params = "issue_id = ? AND status = 'unknown'", [issue_id]
     if ids is not None:
         where += f" AND id IN ({', '.join('?' * len(ids))})"
         params += list(ids)
-    return db.execute(f"UPDATE outbox SET {sets}, updated_at = ? WHERE {where}",
-                      [now, *params]).rowcount
+    return db.execute(
+        f"UPDATE outbox SET {sets}, updated_at = ? WHERE {where}", [now, *params]
+    ).rowcount
 
 
 # -- the single sender ----------------------------------------------------------------------------
+
 
 class SendLock:
     """An exclusive lock file beside the database; the kernel releases it if the process dies."""
@@ -142,8 +167,10 @@ class SendLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode("ascii", "replace").strip() or "?"
             os.close(fd)
-            raise MailError(f"Another sender (pid {holder}) is already sending from "
-                            f"{self.path.parent}; only one may run at a time.") from None
+            raise MailError(
+                f"Another sender (pid {holder}) is already sending from "
+                f"{self.path.parent}; only one may run at a time."
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode("ascii"))
         self.fd = fd
@@ -160,8 +187,9 @@ def _default_render():
     try:
         from monitor.render import render_issue
     except ImportError as exc:
-        raise MailError(f"The digest renderer (monitor.render.render_issue) is not available: "
-                        f"{exc}.") from None
+        raise MailError(
+            f"The digest renderer (monitor.render.render_issue) is not available: {exc}."
+        ) from None
     return render_issue
 
 
@@ -187,9 +215,11 @@ def _set_digest_state(db, issue_id: int, state: str) -> None:
     if "digests" not in db.table_names():
         return
     column = "sending_at" if state == "sending" else "sent_at"
-    db.execute(f"UPDATE digests SET state = ?, {column} = coalesce({column}, ?), updated_at = ? "
-               "WHERE id = ? AND state != ?",
-               [state, _stamp()[:19] + "Z", _stamp()[:19] + "Z", issue_id, state])
+    db.execute(
+        f"UPDATE digests SET state = ?, {column} = coalesce({column}, ?), updated_at = ? "
+        "WHERE id = ? AND state != ?",
+        [state, _stamp()[:19] + "Z", _stamp()[:19] + "Z", issue_id, state],
+    )
 
 
 def _backoff(config, attempts: int) -> float:
@@ -197,14 +227,29 @@ def _backoff(config, attempts: int) -> float:
 
 
 def _subscriber_of(row: dict) -> dict:
-    keys = ("id", "email", "smtp_address", "name", "organisation", "language", "regions",
-            "topics", "status", "token_key")
+    keys = (
+        "id",
+        "email",
+        "smtp_address",
+        "name",
+        "organisation",
+        "language",
+        "regions",
+        "topics",
+        "status",
+        "token_key",
+    )
     return _row_to_dict({k: row[f"s_{k}"] for k in keys})
 
 
-def send_issue(db, config, issue_id: int, render: Callable | None = None,
-               progress: Callable[[SendStats], None] | None = None,
-               max_messages: int | None = None) -> SendStats:
+def send_issue(
+    db,
+    config,
+    issue_id: int,
+    render: Callable | None = None,
+    progress: Callable[[SendStats], None] | None = None,
+    max_messages: int | None = None,
+) -> SendStats:
     """Send an issue to its frozen recipients; safe to run again after any crash.
 
     render(config, db, issue_id, subscriber, test=False) returns an object with .subject, .text
@@ -222,7 +267,9 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
         stats.recovered_unknown = db.execute(
             "UPDATE outbox SET status = 'unknown', updated_at = ?, last_error = "
             "'the sender stopped while this message was in flight' "
-            "WHERE issue_id = ? AND status = 'sending'", [_stamp(), issue_id]).rowcount
+            "WHERE issue_id = ? AND status = 'sending'",
+            [_stamp(), issue_id],
+        ).rowcount
         stats.unknown = stats.recovered_unknown
         if state != "sent":  # a re-run after resolve_unknown() leaves a sent issue sent
             _set_digest_state(db, issue_id, "sending")
@@ -231,8 +278,9 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
         with SmtpSender(config.smtp) as sender:
             try:
                 while max_messages is None or handled < max_messages:
-                    rows = list(db.query(
-                        """SELECT o.id, o.email, o.message_id, o.attempts,
+                    rows = list(
+                        db.query(
+                            """SELECT o.id, o.email, o.message_id, o.attempts,
                                   s.id AS s_id, s.email AS s_email, s.smtp_address AS s_smtp_address,
                                   s.name AS s_name, s.organisation AS s_organisation,
                                   s.language AS s_language, s.regions AS s_regions,
@@ -241,19 +289,27 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
                            FROM outbox o LEFT JOIN subscribers s ON s.id = o.subscriber_id
                            WHERE o.issue_id = ? AND o.status = 'queued'
                              AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= ?)
-                           ORDER BY o.id LIMIT ?""", [issue_id, _stamp(), _BATCH]))
+                           ORDER BY o.id LIMIT ?""",
+                            [issue_id, _stamp(), _BATCH],
+                        )
+                    )
                     if not rows:
-                        due = db.execute("SELECT min(next_attempt_at) FROM outbox WHERE issue_id = ? "
-                                         "AND status = 'queued'", [issue_id]).fetchone()[0]
+                        due = db.execute(
+                            "SELECT min(next_attempt_at) FROM outbox WHERE issue_id = ? "
+                            "AND status = 'queued'",
+                            [issue_id],
+                        ).fetchone()[0]
                         if due is None:
                             break
-                        wait = (datetime.strptime(due, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-                                - datetime.now(UTC)).total_seconds()
+                        wait = (
+                            datetime.strptime(due, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                            - datetime.now(UTC)
+                        ).total_seconds()
                         if wait > 0:
                             time.sleep(min(wait, 30.0))
                         continue
                     if max_messages is not None:
-                        rows = rows[:max_messages - handled]
+                        rows = rows[: max_messages - handled]
                     # The next message is rendered while the server digests the current one.
                     if eight_bit is None:
                         eight_bit = sender.supports("8bitmime")
@@ -261,16 +317,26 @@ def send_issue(db, config, issue_id: int, render: Callable | None = None,
                     for i, row in enumerate(rows):
                         handled += 1
                         following = rows[i + 1] if i + 1 < len(rows) else None
-                        prepared = _deliver(db, config, issue_id, row, prepared, sender, stats,
-                                            lambda r=following: _prepare(
-                                                config, db, issue_id, r, render, eight_bit)
-                                            if r else None)
+                        prepared = _deliver(
+                            db,
+                            config,
+                            issue_id,
+                            row,
+                            prepared,
+                            sender,
+                            stats,
+                            lambda r=following, e=eight_bit: (
+                                _prepare(config, db, issue_id, r, render, e) if r else None
+                            ),
+                        )
                         if progress:
                             progress(stats)
             finally:
                 stats.connections = sender.connections
-        stats.remaining = db.execute("SELECT count(*) FROM outbox WHERE issue_id = ? AND "
-                                     "status IN ('queued', 'sending')", [issue_id]).fetchone()[0]
+        stats.remaining = db.execute(
+            "SELECT count(*) FROM outbox WHERE issue_id = ? AND status IN ('queued', 'sending')",
+            [issue_id],
+        ).fetchone()[0]
         stats.unknown = outbox_counts(db, issue_id)["unknown"]
         if stats.remaining == 0 and state != "sent":
             _set_digest_state(db, issue_id, "sent")
@@ -285,11 +351,18 @@ def _prepare(config, db, issue_id: int, row: dict, render, allow_8bit: bool) -> 
     subscriber = _subscriber_of(row)
     rendered = render(config, db, issue_id, subscriber, test=False)
     return build_message(
-        config, to_address=row["email"], to_name=subscriber["name"], subject=rendered.subject,
-        text=rendered.text, html=rendered.html, message_id=row["message_id"],
+        config,
+        to_address=row["email"],
+        to_name=subscriber["name"],
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=row["message_id"],
         unsubscribe_url=unsubscribe_url(config, subscriber),
-        unsubscribe_mailto=unsubscribe_mailto(config, subscriber), list_id=True,
-        allow_8bit=allow_8bit)
+        unsubscribe_mailto=unsubscribe_mailto(config, subscriber),
+        list_id=True,
+        allow_8bit=allow_8bit,
+    )
 
 
 class _Later:
@@ -313,29 +386,44 @@ class _Later:
         return self.value
 
 
-def _deliver(db, config, issue_id: int, row: dict, data: bytes | None, sender: SmtpSender,
-             stats: SendStats, prepare_next) -> bytes | None:
+def _deliver(
+    db,
+    config,
+    issue_id: int,
+    row: dict,
+    data: bytes | None,
+    sender: SmtpSender,
+    stats: SendStats,
+    prepare_next,
+) -> bytes | None:
     """Send one prepared row and record the outcome; returns the next row's prepared bytes."""
     outbox_id = row["id"]
     later = _Later(prepare_next)
     if data is None:
         # Unsubscribed, bounced or erased since the list was frozen.
-        db.execute("UPDATE outbox SET status = 'skipped', updated_at = ?, last_error = ? "
-                   "WHERE id = ? AND status = 'queued'",
-                   [_stamp(), f"subscriber is {row['s_status'] or 'erased'}", outbox_id])
+        db.execute(
+            "UPDATE outbox SET status = 'skipped', updated_at = ?, last_error = ? "
+            "WHERE id = ? AND status = 'queued'",
+            [_stamp(), f"subscriber is {row['s_status'] or 'erased'}", outbox_id],
+        )
         stats.skipped += 1
         return later.result()
-    claimed = db.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
-                         "updated_at = ? WHERE id = ? AND status = 'queued'",
-                         [_stamp(), outbox_id]).rowcount
+    claimed = db.execute(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
+        "updated_at = ? WHERE id = ? AND status = 'queued'",
+        [_stamp(), outbox_id],
+    ).rowcount
     if not claimed:
         return later.result()
     try:
         result = sender.send(row["email"], data, while_waiting=later)
     except BaseException:
         # Connection or sender refused before anything was handed over: not delivered.
-        db.execute("UPDATE outbox SET status = 'queued', attempts = attempts - 1, updated_at = ? "
-                   "WHERE id = ?", [_stamp(), outbox_id])
+        db.execute(
+            "UPDATE outbox SET status = 'queued', attempts = attempts - 1, updated_at = ? "
+            "WHERE id = ?",
+            [_stamp(), outbox_id],
+        )
         raise
     _record(db, config, row, result, stats)
     return later.result()
@@ -345,32 +433,42 @@ def _record(db, config, row: dict, result, stats: SendStats) -> None:
     outbox_id = row["id"]
     now = datetime.now(UTC)
     if result.outcome == "sent":
-        db.execute("UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL "
-                   "WHERE id = ?", [_stamp(now), _stamp(now), outbox_id])
+        db.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL "
+            "WHERE id = ?",
+            [_stamp(now), _stamp(now), outbox_id],
+        )
         stats.sent += 1
     elif result.outcome == "permanent":
         with transaction(db):
-            db.execute("UPDATE outbox SET status = 'bounced', updated_at = ?, last_error = ? "
-                       "WHERE id = ?", [_stamp(now), result.describe(), outbox_id])
+            db.execute(
+                "UPDATE outbox SET status = 'bounced', updated_at = ?, last_error = ? WHERE id = ?",
+                [_stamp(now), result.describe(), outbox_id],
+            )
             mark_bounced(db, row["s_email"], f"SMTP {result.describe()}", now)
         stats.bounced += 1
     elif result.outcome == "unknown":
-        db.execute("UPDATE outbox SET status = 'unknown', updated_at = ?, last_error = ? "
-                   "WHERE id = ?", [_stamp(now), result.describe(), outbox_id])
+        db.execute(
+            "UPDATE outbox SET status = 'unknown', updated_at = ?, last_error = ? WHERE id = ?",
+            [_stamp(now), result.describe(), outbox_id],
+        )
         stats.unknown += 1
     else:
         attempts = row["attempts"] + 1
         stats.deferred += 1
         if attempts >= config.smtp.max_attempts:
-            db.execute("UPDATE outbox SET status = 'failed', updated_at = ?, last_error = ? "
-                       "WHERE id = ?", [_stamp(now), f"gave up after {attempts} attempts: "
-                                        f"{result.describe()}", outbox_id])
+            db.execute(
+                "UPDATE outbox SET status = 'failed', updated_at = ?, last_error = ? WHERE id = ?",
+                [_stamp(now), f"gave up after {attempts} attempts: {result.describe()}", outbox_id],
+            )
             stats.failed += 1
         else:
             retry_at = now + timedelta(seconds=_backoff(config, attempts))
-            db.execute("UPDATE outbox SET status = 'queued', next_attempt_at = ?, updated_at = ?, "
-                       "last_error = ? WHERE id = ?",
-                       [_stamp(retry_at), _stamp(now), result.describe(), outbox_id])
+            db.execute(
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ?, updated_at = ?, "
+                "last_error = ? WHERE id = ?",
+                [_stamp(retry_at), _stamp(now), result.describe(), outbox_id],
+            )
 
 
 def send_test(db, config, issue_id: int, address: str, render: Callable | None = None) -> str:
@@ -383,20 +481,29 @@ def send_test(db, config, issue_id: int, address: str, render: Callable | None =
         cols = [d[0] for d in db.execute("SELECT * FROM subscribers LIMIT 0").description]
         subscriber = _row_to_dict(dict(zip(cols, row, strict=True)))
     rendered = render(config, db, issue_id, subscriber, test=True)
-    subject = rendered.subject if rendered.subject.startswith("[TEST]") else f"[TEST] {rendered.subject}"
+    subject = (
+        rendered.subject if rendered.subject.startswith("[TEST]") else f"[TEST] {rendered.subject}"
+    )
     message_id = make_message_id(config, f"test{issue_id}")
     data = build_message(
-        config, to_address=target.smtp_address, to_name=subscriber["name"] if subscriber else "",
-        subject=subject, text=rendered.text, html=rendered.html, message_id=message_id,
+        config,
+        to_address=target.smtp_address,
+        to_name=subscriber["name"] if subscriber else "",
+        subject=subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=message_id,
         unsubscribe_url=unsubscribe_url(config, subscriber) if subscriber else None,
         unsubscribe_mailto=unsubscribe_mailto(config, subscriber) if subscriber else None,
-        list_id=True)
+        list_id=True,
+    )
     with SmtpSender(config.smtp) as sender:
         sender.send_or_raise(target.smtp_address, data)
     return message_id
 
 
 # -- a process entry point (used by the crash tests and handy for operators) ---------------------
+
 
 def _load_callable(spec: str) -> Callable:
     module_name, _, attr = spec.partition(":")
@@ -405,8 +512,9 @@ def _load_callable(spec: str) -> Callable:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitor.outbox",
-                                     description="Send (or resume sending) one digest issue.")
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.outbox", description="Send (or resume sending) one digest issue."
+    )
     parser.add_argument("--config", required=True)
     parser.add_argument("--render", help="module:function to render with (default: monitor.render)")
     parser.add_argument("issue_id", type=int)

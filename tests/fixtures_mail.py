@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import email
 import threading
 from dataclasses import dataclass
@@ -26,8 +27,13 @@ class RecordingHandler:
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
-            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
-                                  or envelope.content))
+            self.messages.append(
+                (
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.original_content or envelope.content,
+                )
+            )
             self.arrived.notify_all()
         return "250 OK stored"
 
@@ -103,7 +109,8 @@ class SmtpServer:
 
         async def create():
             return await self.loop.create_server(
-                lambda: SMTP(self.handler, loop=self.loop, **self.smtp_kwargs), "127.0.0.1", 0)
+                lambda: SMTP(self.handler, loop=self.loop, **self.smtp_kwargs), "127.0.0.1", 0
+            )
 
         self.server = asyncio.run_coroutine_threadsafe(create(), self.loop).result(10)
         self.port = self.server.sockets[0].getsockname()[1]
@@ -114,10 +121,8 @@ class SmtpServer:
             self.server.close()
             await self.server.wait_closed()
 
-        try:
+        with contextlib.suppress(TimeoutError):
             asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
-        except TimeoutError:
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
@@ -150,6 +155,7 @@ def make_smtp_server():
 
 # -- a tiny renderer (the real one is monitor.render; these tests must not depend on it) --------
 
+
 @dataclass
 class SimpleMessage:
     subject: str
@@ -166,12 +172,17 @@ def simple_render(config, db, issue_id, subscriber=None, *, test=False):
     regions = ", ".join(subscriber["regions"]) if subscriber and subscriber["regions"] else "all"
     unsub = unsubscribe_url(config, subscriber) if subscriber else "#"
     prefs = preferences_url(config, subscriber) if subscriber else "#"
-    text = (f"Issue {issue_id} for {who}\nRegions: {regions}\n\n" + "A story about borders.\n" * 40
-            + f"\nUnsubscribe: {unsub}\nPreferences: {prefs}\n")
-    html = (f"<html><body><h1>Issue {issue_id}</h1><p>For {who}</p><p>Regions: {regions}</p>"
-            + "<p>A story about borders.</p>" * 40
-            + f'<p><a href="{unsub}">Unsubscribe</a> <a href="{prefs}">Preferences</a></p>'
-              "</body></html>")
+    text = (
+        f"Issue {issue_id} for {who}\nRegions: {regions}\n\n"
+        + "A story about borders.\n" * 40
+        + f"\nUnsubscribe: {unsub}\nPreferences: {prefs}\n"
+    )
+    html = (
+        f"<html><body><h1>Issue {issue_id}</h1><p>For {who}</p><p>Regions: {regions}</p>"
+        + "<p>A story about borders.</p>" * 40
+        + f'<p><a href="{unsub}">Unsubscribe</a> <a href="{prefs}">Preferences</a></p>'
+        "</body></html>"
+    )
     return SimpleMessage(subject=f"Border Monitor Weekly #{issue_id}", html=html, text=text)
 
 
@@ -182,12 +193,17 @@ def make_issue(db, state: str = "approved", week: str = "2026-W49") -> int:
     for col in columns:
         if col["pk"] or not col["notnull"] or col["dflt_value"] is not None:
             continue
-        values[col["name"]] = "2026-12-04T09:00:00Z" if col["name"].endswith("_at") or col[
-            "name"].startswith("window") else "x"
+        values[col["name"]] = (
+            "2026-12-04T09:00:00Z"
+            if col["name"].endswith("_at") or col["name"].startswith("window")
+            else "x"
+        )
     values.update({"week": week, "state": state, "title": "Border Monitor Weekly"})
     names = ", ".join(values)
-    cursor = db.execute(f"INSERT INTO digests ({names}) VALUES ({', '.join('?' * len(values))})",
-                        list(values.values()))
+    cursor = db.execute(
+        f"INSERT INTO digests ({names}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
     return cursor.lastrowid
 
 
@@ -198,8 +214,13 @@ def add_active(db, config, n: int, prefix: str = "member", **fields) -> list[str
 
     addresses = [f"{prefix}{i:04d}@example.org" for i in range(n)]
     now = datetime.now(UTC)
-    consent = {"consent_at": "2026-11-01T10:00:00Z", "consent_how": "test",
-               "consent_text_version": "v1", "consent_ip": None, "consent_user_agent": None}
+    consent = {
+        "consent_at": "2026-11-01T10:00:00Z",
+        "consent_how": "test",
+        "consent_text_version": "v1",
+        "consent_ip": None,
+        "consent_user_agent": None,
+    }
     with transaction(db):
         for address in addresses:
             _insert(db, validate_candidate(config, address, **fields), "active", consent, now)

@@ -12,8 +12,13 @@ from monitor.cli import cli
 from monitor.subscribers import add_subscriber, get_subscriber, is_suppressed
 
 
-def dsn(recipient: str, status: str = "5.1.1", action: str = "failed", report_id: str = "<dsn1@mx>",
-        original_id: str = "<issue1.1.abc@example.org>") -> bytes:
+def dsn(
+    recipient: str,
+    status: str = "5.1.1",
+    action: str = "failed",
+    report_id: str = "<dsn1@mx>",
+    original_id: str = "<issue1.1.abc@example.org>",
+) -> bytes:
     """A bounce as Postfix writes it: multipart/report with a message/delivery-status part."""
     boundary = "BOUNDARY-42"
     return (
@@ -45,7 +50,8 @@ def complaint(recipient: str) -> bytes:
         f"Original-Rcpt-To: {recipient}\r\n\r\n"
         f"--{boundary}\r\nContent-Type: message/rfc822\r\n\r\n"
         f"From: digest@example.org\r\nTo: {recipient}\r\nSubject: Border Monitor Weekly\r\n\r\nHi\r\n"
-        f"--{boundary}--\r\n").encode()
+        f"--{boundary}--\r\n"
+    ).encode()
 
 
 def not_a_bounce() -> bytes:
@@ -54,19 +60,33 @@ def not_a_bounce() -> bytes:
 
 @pytest.fixture
 def members(config, db):
-    for address in ("gone@example.org", "full@example.org", "angry@example.org", "fine@example.org"):
+    for address in (
+        "gone@example.org",
+        "full@example.org",
+        "angry@example.org",
+        "fine@example.org",
+    ):
         add_subscriber(db, config, address, consent={"how": "cli"})
     return db
 
 
 def _messages():
-    return [dsn("Gone@Example.org", report_id="<d1@mx>"),
-            dsn("full@example.org", status="4.2.2", action="delayed", report_id="<d2@mx>"),
-            complaint("angry@example.org"), not_a_bounce()]
+    return [
+        dsn("Gone@Example.org", report_id="<d1@mx>"),
+        dsn("full@example.org", status="4.2.2", action="delayed", report_id="<d2@mx>"),
+        complaint("angry@example.org"),
+        not_a_bounce(),
+    ]
 
 
 def _check(db, report):
-    assert (report.messages, report.hard, report.soft, report.complaints, report.not_reports) == (4, 1, 1, 1, 1)
+    assert (report.messages, report.hard, report.soft, report.complaints, report.not_reports) == (
+        4,
+        1,
+        1,
+        1,
+        1,
+    )
     assert get_subscriber(db, "gone@example.org")["status"] == "bounced"
     assert "5.1.1" in get_subscriber(db, "gone@example.org")["bounce_reason"]
     assert get_subscriber(db, "full@example.org")["status"] == "active"
@@ -77,7 +97,11 @@ def _check(db, report):
 
 def test_dsn_fields_are_read():
     [finding] = parse_report(dsn("Anna@Example.org"))
-    assert (finding.kind, finding.recipient, finding.status) == ("hard", "anna@example.org", "5.1.1")
+    assert (finding.kind, finding.recipient, finding.status) == (
+        "hard",
+        "anna@example.org",
+        "5.1.1",
+    )
     assert finding.original_message_id == "<issue1.1.abc@example.org>"
     assert parse_report(not_a_bounce()) is None
 
@@ -111,7 +135,9 @@ def test_cli_bounces_process_reports_what_changed(config_path, members, tmp_path
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "a.eml").write_bytes(dsn("gone@example.org"))
-    result = CliRunner().invoke(cli, ["--config", str(config_path), "bounces", "process", str(folder)])
+    result = CliRunner().invoke(
+        cli, ["--config", str(config_path), "bounces", "process", str(folder)]
+    )
     assert result.exit_code == 0, result.output
     assert "marked gone@example.org" in result.output
     assert "1 hard bounces" in result.output
@@ -123,8 +149,12 @@ def test_cli_subscriber_commands_round_trip(config_path, tmp_path):
     def monitor(*args):
         return run.invoke(cli, ["--config", str(config_path), *args])
 
-    assert monitor("subscribers", "add", " Anna@Example.org ", "--name", "Anna", "--region",
-                   "channel").exit_code == 0
+    assert (
+        monitor(
+            "subscribers", "add", " Anna@Example.org ", "--name", "Anna", "--region", "channel"
+        ).exit_code
+        == 0
+    )
     csv_path = tmp_path / "m.csv"
     csv_path.write_text("email,name\nbob@example.org,Bob\ncarl@bücher.de,Carl\n", encoding="utf-8")
     assert "2 subscribers added" in monitor("subscribers", "import", str(csv_path)).output
@@ -136,7 +166,9 @@ def test_cli_subscriber_commands_round_trip(config_path, tmp_path):
     assert "1 active" in monitor("subscribers", "list").output
 
 
-def test_a_mail_through_the_list_unsubscribe_mailto_link_unsubscribes(config_path, config, db, tmp_path):
+def test_a_mail_through_the_list_unsubscribe_mailto_link_unsubscribes(
+    config_path, config, db, tmp_path
+):
     from urllib.parse import unquote, urlsplit
 
     from monitor.subscribers import unsubscribe_mailto
@@ -147,9 +179,14 @@ def test_a_mail_through_the_list_unsubscribe_mailto_link_unsubscribes(config_pat
     folder = tmp_path / "unsub"
     folder.mkdir()
     (folder / "1.eml").write_bytes(
-        f"From: anna@example.org\r\nTo: {link.path}\r\nSubject: {subject}\r\n\r\n\r\n".encode())
-    (folder / "2.eml").write_bytes(b"From: x@example.org\r\nSubject: unsubscribe forged\r\n\r\n\r\n")
-    result = CliRunner().invoke(cli, ["--config", str(config_path), "bounces", "process", str(folder)])
+        f"From: anna@example.org\r\nTo: {link.path}\r\nSubject: {subject}\r\n\r\n\r\n".encode()
+    )
+    (folder / "2.eml").write_bytes(
+        b"From: x@example.org\r\nSubject: unsubscribe forged\r\n\r\n\r\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["--config", str(config_path), "bounces", "process", str(folder)]
+    )
     assert result.exit_code == 0, result.output
     assert "1 unsubscribe requests" in result.output
     after = get_subscriber(db, "anna@example.org")

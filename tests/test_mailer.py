@@ -33,8 +33,14 @@ def _setup(tmp_path, server, **smtp):
 
 def _one_issue_mail(tmp_path, server, **smtp):
     config, db = _setup(tmp_path, server, **smtp)
-    add_subscriber(db, config, "anna@example.org", name="Anna Berg", regions=["channel"],
-                   consent={"how": "cli"})
+    add_subscriber(
+        db,
+        config,
+        "anna@example.org",
+        name="Anna Berg",
+        regions=["channel"],
+        consent={"how": "cli"},
+    )
     send_issue(db, config, make_issue(db), render=simple_render)
     [raw] = [m[2] for m in server.handler.messages]
     return config, raw
@@ -44,7 +50,9 @@ def test_issue_mail_has_the_bulk_sender_headers(tmp_path, smtp_server):
     config, raw = _one_issue_mail(tmp_path, smtp_server)
     msg = email.message_from_bytes(raw, policy=policy.default)
     assert msg["Message-ID"].startswith("<issue") and msg["Message-ID"].endswith("@example.org>")
-    assert abs(parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+    assert abs(parsedate_to_datetime(msg["Date"]) - dt.datetime.now(dt.UTC)) < dt.timedelta(
+        minutes=5
+    )
     assert msg["List-Id"] == '"Border Monitor Weekly" <weekly.border-monitor.example.org>'
     targets = [t.strip(" <>") for t in msg["List-Unsubscribe"].split(",")]
     assert targets[0].startswith(config.web.base_url + "/unsubscribe/")
@@ -68,11 +76,16 @@ def test_issue_mail_is_multipart_alternative_with_text_first(tmp_path, smtp_serv
 def _dkim_key(tmp_path):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "dkim.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.TraditionalOpenSSL,
-                                       serialization.NoEncryption()))
-    public = key.public_key().public_bytes(serialization.Encoding.DER,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
 
     def dns(name, timeout=5):
@@ -83,16 +96,33 @@ def _dkim_key(tmp_path):
 
 def test_dkim_signature_verifies_and_covers_the_list_headers(tmp_path, smtp_server):
     key_path, dns = _dkim_key(tmp_path)
-    _, raw = _one_issue_mail(tmp_path, smtp_server, dkim_key_file=str(key_path),
-                             dkim_selector="mail2026", dkim_domain="example.org")
+    _, raw = _one_issue_mail(
+        tmp_path,
+        smtp_server,
+        dkim_key_file=str(key_path),
+        dkim_selector="mail2026",
+        dkim_domain="example.org",
+    )
     assert dkim.verify(raw, dnsfunc=dns)
     msg = email.message_from_bytes(raw, policy=policy.compat32)
-    signed = {h.strip().lower() for h in
-              " ".join(msg["DKIM-Signature"].split()).split("h=")[1].split(";")[0].split(":")}
-    assert {"from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
-            "list-unsubscribe-post"} <= signed
-    forged = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-                         b"List-Unsubscribe-Post: List-Unsubscribe=Nope")
+    signed = {
+        h.strip().lower()
+        for h in " ".join(msg["DKIM-Signature"].split()).split("h=")[1].split(";")[0].split(":")
+    }
+    assert {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "list-id",
+        "list-unsubscribe",
+        "list-unsubscribe-post",
+    } <= signed
+    forged = raw.replace(
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        b"List-Unsubscribe-Post: List-Unsubscribe=Nope",
+    )
     assert not dkim.verify(forged, dnsfunc=dns)
 
 
@@ -106,8 +136,13 @@ def test_one_connection_is_reused_for_a_whole_issue(tmp_path, smtp_server):
 
 def test_a_newline_in_a_subject_cannot_add_headers(tmp_path, smtp_server):
     config, _ = _setup(tmp_path, smtp_server)
-    data = build_message(config, to_address="anna@example.org", subject="Hi\r\nBcc: x@evil.org",
-                         text="body", message_id=make_message_id(config, "t"))
+    data = build_message(
+        config,
+        to_address="anna@example.org",
+        subject="Hi\r\nBcc: x@evil.org",
+        text="body",
+        message_id=make_message_id(config, "t"),
+    )
     msg = email.message_from_bytes(data, policy=policy.default)
     assert msg["Bcc"] is None and msg["Subject"] == "Hi Bcc: x@evil.org"
 
@@ -115,7 +150,9 @@ def test_a_newline_in_a_subject_cannot_add_headers(tmp_path, smtp_server):
 def test_test_send_goes_only_to_the_given_address(tmp_path, smtp_server):
     config, db = _setup(tmp_path, smtp_server)
     add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
-    send_test(db, config, make_issue(db, state="draft"), " Editor@Example.org ", render=simple_render)
+    send_test(
+        db, config, make_issue(db, state="draft"), " Editor@Example.org ", render=simple_render
+    )
     [(_, rcpts, raw)] = smtp_server.handler.messages
     assert rcpts == ["editor@example.org"]
     assert email.message_from_bytes(raw, policy=policy.default)["Subject"].startswith("[TEST]")
@@ -130,8 +167,13 @@ def test_idn_recipient_is_addressed_in_punycode(tmp_path, smtp_server):
 
 
 def test_unreachable_server_is_a_mail_error_naming_it(tmp_path):
-    config = load_config(write_config(tmp_path, smtp={"host": "127.0.0.1", "port": 9, "timeout": "2s"}))
-    with pytest.raises(MailError, match=r"127\.0\.0\.1:9.*refused"), SmtpSender(config.smtp) as sender:
+    config = load_config(
+        write_config(tmp_path, smtp={"host": "127.0.0.1", "port": 9, "timeout": "2s"})
+    )
+    with (
+        pytest.raises(MailError, match=r"127\.0\.0\.1:9.*refused"),
+        SmtpSender(config.smtp) as sender,
+    ):
         sender.send("a@example.org", b"Subject: x\r\n\r\nx\r\n")
 
 
@@ -148,18 +190,30 @@ def _tls_files(tmp_path):
     now = dt.datetime.now(dt.UTC)
     import ipaddress
 
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path, key_path)
     return cert_path, context
@@ -172,8 +226,9 @@ def test_starttls_delivers_and_refuses_an_untrusted_certificate(tmp_path):
         config, db = _setup(tmp_path, server, security="starttls", ca_file=str(cert_path))
         add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
         assert send_issue(db, config, make_issue(db), render=simple_render).sent == 1
-        untrusted = load_config(write_config(tmp_path / "other", smtp={**server.smtp_settings,
-                                                                       "security": "starttls"}))
+        untrusted = load_config(
+            write_config(tmp_path / "other", smtp={**server.smtp_settings, "security": "starttls"})
+        )
         with pytest.raises(MailError, match="TLS"), SmtpSender(untrusted.smtp) as sender:
             sender.send("anna@example.org", b"Subject: x\r\n\r\nx\r\n")
     finally:
@@ -202,8 +257,14 @@ def test_non_ascii_text_and_names_arrive_intact(tmp_path, smtp_server):
 
 def test_without_8bitmime_the_body_is_quoted_printable(tmp_path, smtp_server):
     config, _ = _setup(tmp_path, smtp_server)
-    data = build_message(config, to_address="a@example.org", subject="s", text="Zürich\n",
-                         html="<p>Zürich</p>", message_id="<m@example.org>")
+    data = build_message(
+        config,
+        to_address="a@example.org",
+        subject="s",
+        text="Zürich\n",
+        html="<p>Zürich</p>",
+        message_id="<m@example.org>",
+    )
     assert data.isascii() and b"quoted-printable" in data
     msg = email.message_from_bytes(data, policy=policy.default)
     assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Zürich\n"
@@ -211,10 +272,20 @@ def test_without_8bitmime_the_body_is_quoted_printable(tmp_path, smtp_server):
 
 def test_a_one_line_html_page_is_sent_in_short_lines_and_renders_the_same(tmp_path, smtp_server):
     config, _ = _setup(tmp_path, smtp_server)
-    html = "<html><body>" + "".join(f'<p style="margin: 0 0 8px 0">Story {i} – Ελλάδα</p>'
-                                    for i in range(300)) + "</body></html>"
-    data = build_message(config, to_address="a@example.org", subject="s", text="t", html=html,
-                         message_id="<m@example.org>", allow_8bit=True)
+    html = (
+        "<html><body>"
+        + "".join(f'<p style="margin: 0 0 8px 0">Story {i} – Ελλάδα</p>' for i in range(300))
+        + "</body></html>"
+    )
+    data = build_message(
+        config,
+        to_address="a@example.org",
+        subject="s",
+        text="t",
+        html=html,
+        message_id="<m@example.org>",
+        allow_8bit=True,
+    )
     assert max(len(line) for line in data.split(b"\r\n")) < 998
     got = email.message_from_bytes(data, policy=policy.default).get_body(("html",)).get_content()
     assert " ".join(got.split()) == " ".join(html.split())

@@ -1,4 +1,4 @@
-"""The outbox and the sender: frozen recipients, exactly one copy each, retries, bounces, crashes."""
+"""The outbox and the sender: frozen recipients, one copy each, retries, bounces, crashes."""
 
 from __future__ import annotations
 
@@ -21,13 +21,21 @@ from monitor.outbox import (
 )
 from monitor.store import open_db
 from monitor.subscribers import add_subscriber, get_subscriber, unsubscribe_email
-from tests.fixtures_mail import MisbehavingHandler, SmtpServer, add_active, make_issue, simple_render
+from tests.fixtures_mail import (
+    MisbehavingHandler,
+    SmtpServer,
+    add_active,
+    make_issue,
+    simple_render,
+)
 from tests.helpers import ROOT, write_config
 
 
 def _setup(tmp_path, server=None, **smtp):
     settings = server.smtp_settings if server else {"host": "127.0.0.1", "port": 9}
-    config = load_config(write_config(tmp_path, smtp={**settings, "retry_backoff": "0.05s", **smtp}))
+    config = load_config(
+        write_config(tmp_path, smtp={**settings, "retry_backoff": "0.05s", **smtp})
+    )
     return config, open_db(config.storage.database)
 
 
@@ -79,7 +87,8 @@ def test_unsubscribed_after_freezing_is_skipped(tmp_path, smtp_server):
 
 
 def test_temporary_failures_are_retried_and_permanent_ones_mark_the_address_bounced(
-        tmp_path, make_smtp_server):
+    tmp_path, make_smtp_server
+):
     grey, gone = "member0001@example.org", "member0002@example.org"
     server = make_smtp_server(MisbehavingHandler(temporary={grey: 2}, permanent={gone}))
     config, db = _setup(tmp_path, server)
@@ -98,7 +107,8 @@ def test_temporary_failures_are_retried_and_permanent_ones_mark_the_address_boun
 
 
 def test_a_recipient_that_keeps_deferring_is_given_up_without_blocking_the_others(
-        tmp_path, make_smtp_server):
+    tmp_path, make_smtp_server
+):
     server = make_smtp_server(MisbehavingHandler(temporary={"member0000@example.org": 99}))
     config, db = _setup(tmp_path, server, max_attempts=3)
     add_active(db, config, 3)
@@ -120,7 +130,9 @@ def test_a_connection_dropped_before_the_message_is_retried_once(tmp_path, make_
     assert len(server.handler.copies_per_recipient()) == 6
 
 
-def test_a_connection_dropped_after_the_message_is_unknown_and_not_resent(tmp_path, make_smtp_server):
+def test_a_connection_dropped_after_the_message_is_unknown_and_not_resent(
+    tmp_path, make_smtp_server
+):
     victim = "member0002@example.org"
     server = make_smtp_server(MisbehavingHandler(drop_after_data={victim}))
     config, db = _setup(tmp_path, server)
@@ -159,15 +171,29 @@ def test_only_one_sender_at_a_time(tmp_path, smtp_server):
 def _sender(config_path, issue):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.outbox", "--config", str(config_path),
-         "--render", "tests.fixtures_mail:simple_render", str(issue)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "monitor.outbox",
+            "--config",
+            str(config_path),
+            "--render",
+            "tests.fixtures_mail:simple_render",
+            str(issue),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def test_kill_9_mid_send_then_restart_gives_every_recipient_exactly_one_copy(tmp_path):
     server = SmtpServer(MisbehavingHandler()).start()
     try:
-        config_path = write_config(tmp_path, smtp={**server.smtp_settings, "retry_backoff": "0.05s"})
+        config_path = write_config(
+            tmp_path, smtp={**server.smtp_settings, "retry_backoff": "0.05s"}
+        )
         config = load_config(config_path)
         db = open_db(config.storage.database)
         addresses = add_active(db, config, 2000)
@@ -179,8 +205,9 @@ def test_kill_9_mid_send_then_restart_gives_every_recipient_exactly_one_copy(tmp
             proc.wait(30)
             proc.stdout.close()
             proc.stderr.close()
-            in_flight = db.execute("SELECT count(*) FROM outbox WHERE issue_id = ? AND "
-                                   "status = 'sending'", [issue]).fetchone()[0]
+            in_flight = db.execute(
+                "SELECT count(*) FROM outbox WHERE issue_id = ? AND status = 'sending'", [issue]
+            ).fetchone()[0]
             assert in_flight <= 1
         proc = _sender(config_path, issue)
         out, err = proc.communicate(timeout=180)

@@ -36,12 +36,16 @@ def _token_from(message) -> str:
 
 # -- addresses ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("raw, stored", [
-    ("  Anna.Berg@Example.ORG ", "anna.berg@example.org"),
-    ("anna+digest@example.org", "anna+digest@example.org"),
-    ("jan@bücher.de", "jan@bücher.de"),
-    ("JAN@BÜCHER.DE", "jan@bücher.de"),
-])
+
+@pytest.mark.parametrize(
+    "raw, stored",
+    [
+        ("  Anna.Berg@Example.ORG ", "anna.berg@example.org"),
+        ("anna+digest@example.org", "anna+digest@example.org"),
+        ("jan@bücher.de", "jan@bücher.de"),
+        ("JAN@BÜCHER.DE", "jan@bücher.de"),
+    ],
+)
 def test_addresses_are_normalised_so_one_person_is_one_row(raw, stored):
     assert subs.normalise_email(raw).email == stored
 
@@ -50,17 +54,29 @@ def test_idn_domain_goes_on_the_envelope_as_punycode():
     assert subs.normalise_email("jan@bücher.de").smtp_address == "jan@xn--bcher-kva.de"
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "not-an-address", "a@b@c.org", "a@example.org, b@example.org",
-                                 "a@example.org\nBcc: victim@example.org", "a b@example.org",
-                                 "anna@localhost"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "not-an-address",
+        "a@b@c.org",
+        "a@example.org, b@example.org",
+        "a@example.org\nBcc: victim@example.org",
+        "a b@example.org",
+        "anna@localhost",
+    ],
+)
 def test_invalid_addresses_are_refused_with_a_sentence(raw):
     with pytest.raises(SubscriberError) as err:
         subs.normalise_email(raw)
     assert str(err.value).endswith(".") or "address" in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["Anna\nBcc: x@example.org", "Anna <evil@example.org>",
-                                  "Anna, other@example.org", "Anna\x00"])
+@pytest.mark.parametrize(
+    "name",
+    ["Anna\nBcc: x@example.org", "Anna <evil@example.org>", "Anna, other@example.org", "Anna\x00"],
+)
 def test_names_cannot_smuggle_headers_or_a_second_address(config, db, name):
     with pytest.raises(SubscriberError, match="name"):
         subs.add_subscriber(db, config, "anna@example.org", name=name, consent={"how": "cli"})
@@ -69,7 +85,9 @@ def test_names_cannot_smuggle_headers_or_a_second_address(config, db, name):
 
 def test_unknown_region_is_refused_naming_the_known_ones(config, db):
     with pytest.raises(SubscriberError, match="central-med"):
-        subs.add_subscriber(db, config, "a@example.org", regions=["atlantis"], consent={"how": "cli"})
+        subs.add_subscriber(
+            db, config, "a@example.org", regions=["atlantis"], consent={"how": "cli"}
+        )
 
 
 def test_adding_the_same_person_twice_names_the_existing_row(config, db):
@@ -81,15 +99,21 @@ def test_adding_the_same_person_twice_names_the_existing_row(config, db):
 
 # -- double opt-in --------------------------------------------------------------------------------
 
+
 def test_web_sign_up_is_pending_until_the_confirmation_link_is_used(mail_env):
     config, db, server = mail_env
-    result = subs.subscribe(db, config, "Anna@Example.org", "Anna Berg", "ECRE", "en",
-                            ["central-med"], [], CONSENT)
+    result = subs.subscribe(
+        db, config, "Anna@Example.org", "Anna Berg", "ECRE", "en", ["central-med"], [], CONSENT
+    )
     assert result.message == subs.SUBSCRIBE_ANSWER
     sub = subs.get_subscriber(db, "anna@example.org")
     assert sub["status"] == "pending"
-    assert (sub["consent_how"], sub["consent_text_version"], sub["consent_ip"],
-            sub["consent_user_agent"]) == ("web", "2026-11", "192.0.2.7", "Firefox/140")
+    assert (
+        sub["consent_how"],
+        sub["consent_text_version"],
+        sub["consent_ip"],
+        sub["consent_user_agent"],
+    ) == ("web", "2026-11", "192.0.2.7", "Firefox/140")
     [mail] = server.handler.parsed()
     assert mail["To"].addresses[0].addr_spec == "anna@example.org"
     assert "confirm" in mail["Subject"].lower()
@@ -101,8 +125,11 @@ def test_web_sign_up_is_pending_until_the_confirmation_link_is_used(mail_env):
 def test_known_and_unknown_addresses_get_the_same_answer(mail_env):
     config, db, _ = mail_env
     first = subs.subscribe(db, config, "anna@example.org", consent=CONSENT)
-    subs.confirm(db, config, subs.confirm_url(config, subs.get_subscriber(db, "anna@example.org"))
-                 .rsplit("/", 1)[1])
+    subs.confirm(
+        db,
+        config,
+        subs.confirm_url(config, subs.get_subscriber(db, "anna@example.org")).rsplit("/", 1)[1],
+    )
     again = subs.subscribe(db, config, "anna@example.org", consent=CONSENT)
     stranger = subs.subscribe(db, config, "someone@example.org", consent=CONSENT)
     assert first.message == again.message == stranger.message
@@ -112,7 +139,9 @@ def test_at_most_one_confirmation_mail_per_address_per_day(mail_env):
     config, db, server = mail_env
     now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     for minutes in (0, 5, 60 * 23):
-        subs.subscribe(db, config, "anna@example.org", consent=CONSENT, now=now + timedelta(minutes=minutes))
+        subs.subscribe(
+            db, config, "anna@example.org", consent=CONSENT, now=now + timedelta(minutes=minutes)
+        )
     assert server.handler.count() == 1
     subs.subscribe(db, config, "ANNA@example.org", consent=CONSENT, now=now + timedelta(hours=25))
     assert server.handler.count() == 2
@@ -129,7 +158,9 @@ def test_active_subscriber_preferences_are_not_changed_by_someone_typing_their_a
 
 def test_a_tampered_or_wrong_purpose_link_is_refused(mail_env):
     config, db, _ = mail_env
-    sub = subs.add_subscriber(db, config, "anna@example.org", consent={"how": "cli"}, status="pending")
+    sub = subs.add_subscriber(
+        db, config, "anna@example.org", consent={"how": "cli"}, status="pending"
+    )
     token = subs.unsubscribe_url(config, sub).rsplit("/", 1)[1]
     with pytest.raises(SubscriberError, match="not valid"):
         subs.confirm(db, config, token)  # an unsubscribe token is not a confirmation token
@@ -139,7 +170,9 @@ def test_a_tampered_or_wrong_purpose_link_is_refused(mail_env):
 
 
 def test_smtp_down_keeps_the_sign_up_and_allows_a_retry(tmp_path):
-    config = load_config(write_config(tmp_path, smtp={"host": "127.0.0.1", "port": 9, "timeout": "2s"}))
+    config = load_config(
+        write_config(tmp_path, smtp={"host": "127.0.0.1", "port": 9, "timeout": "2s"})
+    )
     db = open_db(config.storage.database)
     from monitor.errors import MailError
 
@@ -150,6 +183,7 @@ def test_smtp_down_keeps_the_sign_up_and_allows_a_retry(tmp_path):
 
 
 # -- links, unsubscribe, preferences --------------------------------------------------------------
+
 
 def test_links_use_the_agreed_paths_on_the_web_base_url(config, db):
     sub = subs.add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
@@ -170,7 +204,9 @@ def test_unsubscribe_link_stops_mail_and_records_how(config, db):
 def test_preferences_link_changes_regions_and_topics(config, db):
     sub = subs.add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
     token = subs.preferences_url(config, sub).rsplit("/", 1)[1]
-    out = subs.update_preferences(db, config, token, regions=["balkan-route"], topics="pushbacks; courts")
+    out = subs.update_preferences(
+        db, config, token, regions=["balkan-route"], topics="pushbacks; courts"
+    )
     assert (out["regions"], out["topics"]) == (["balkan-route"], ["pushbacks", "courts"])
 
 
@@ -183,6 +219,7 @@ def test_generated_secret_is_private_and_stable(config):
 
 # -- CSV import -----------------------------------------------------------------------------------
 
+
 def test_import_with_bad_rows_applies_nothing_and_reports_each(config, db, tmp_path):
     csv_path = tmp_path / "members.csv"
     csv_path.write_text(
@@ -190,9 +227,11 @@ def test_import_with_bad_rows_applies_nothing_and_reports_each(config, db, tmp_p
         "anna@example.org,Anna,ECRE,central-med\n"
         "not an address,Bob,,\n"
         "ANNA@example.org,Anna again,,\n"
-        "carl@example.org,\"Carl <x@evil.org>\",,\n"
+        'carl@example.org,"Carl <x@evil.org>",,\n'
         "dana@example.org,Dana,,atlantis\n"
-        "eve@example.org,Eve,,\n", encoding="utf-8")
+        "eve@example.org,Eve,,\n",
+        encoding="utf-8",
+    )
     with pytest.raises(SubscriberImportError) as err:
         subs.import_csv(db, config, csv_path)
     rows = [row for row, _ in err.value.problems]
@@ -206,20 +245,33 @@ def test_import_skips_known_and_suppressed_addresses(config, db, tmp_path):
     subs.add_subscriber(db, config, "gone@example.org", consent={"how": "cli"})
     subs.erase_subscriber(db, "gone@example.org")
     csv_path = tmp_path / "members.csv"
-    csv_path.write_text("email;name;topics\nanna@example.org;Anna;\ngone@example.org;Gone;\n"
-                        "jan@bücher.de;Jan;pushbacks\n", encoding="utf-8")
+    csv_path.write_text(
+        "email;name;topics\nanna@example.org;Anna;\ngone@example.org;Gone;\n"
+        "jan@bücher.de;Jan;pushbacks\n",
+        encoding="utf-8",
+    )
     report = subs.import_csv(db, config, csv_path, consent_text_version="v3")
     assert report.added == 1
-    assert [(r, why.split(" ")[0]) for r, _, why in report.skipped] == [(2, "already"), (3, "suppressed")]
+    assert [(r, why.split(" ")[0]) for r, _, why in report.skipped] == [
+        (2, "already"),
+        (3, "suppressed"),
+    ]
     jan = subs.get_subscriber(db, "jan@bücher.de")
     assert (jan["status"], jan["topics"], jan["consent_how"], jan["consent_text_version"]) == (
-        "active", ["pushbacks"], "import:members.csv", "v3")
+        "active",
+        ["pushbacks"],
+        "import:members.csv",
+        "v3",
+    )
 
 
 # -- export, erasure, suppression -----------------------------------------------------------------
 
+
 def test_export_holds_the_consent_record(config, db):
-    subs.add_subscriber(db, config, "anna@example.org", name="Anna", consent={"how": "cli", "text_version": "v1"})
+    subs.add_subscriber(
+        db, config, "anna@example.org", name="Anna", consent={"how": "cli", "text_version": "v1"}
+    )
     data = subs.export_subscriber(db, "ANNA@example.org")
     assert data["subscriber"]["consent_text_version"] == "v1"
     assert "token_key" not in data["subscriber"]
