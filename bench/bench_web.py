@@ -289,7 +289,11 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
                                             "csrf_token": token})
                 cookies[user] = client.cookies["bnm_session"]
         mix = page_mix(item_ids)
-        time.sleep(15)  # the server builds its in-memory index in the background at start
+        t0 = time.perf_counter()
+        while "Search index: ready" not in httpx.get(
+                base + "/admin/sources", cookies={"bnm_session": cookies["root"]}, timeout=60).text:
+            time.sleep(1)  # the server builds its in-memory index in the background at start
+        print(f"\nserver's in-memory index ready {time.perf_counter() - t0:.0f} s after sign-in")
         asyncio.run(load(base, cookies, mix, 5, 3))  # warm-up
         summaries = []
         for think in thinks:

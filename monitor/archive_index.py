@@ -109,6 +109,15 @@ class IndexHolder:
         self.lock = threading.Lock()
         self.building = False
 
+    def status(self) -> str:
+        """A sentence for the admin page."""
+        if self.index is None:
+            return "Search index: building (searches use SQL meanwhile)."
+        if not self.index.usable:
+            return "Search index: off (more than 64 regions or topics); searches use SQL."
+        state = "ready, rebuilding" if self.building else "ready"
+        return f"Search index: {state}, {int(self.index.present.sum()):,} items."
+
     def start(self) -> None:
         """Build the first index in the background (the app answers from SQL meanwhile)."""
         if self.index is None and not self.building:

@@ -17,6 +17,7 @@ def sources_page(request: Request):
     peak = max([max(r["weekly"]) for r in report] + [1])
     return render(request, "admin/sources.html", {
         "report": report, "peak": peak,
+        "index_status": request.app.state.index_holder.status(),
         "warnings": sum(1 for r in report if r["warning"])})
 
 
