@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 from datetime import UTC, datetime, timedelta
 
@@ -210,8 +209,8 @@ def test_preferences_link_changes_regions_and_topics(config, db):
     assert (out["regions"], out["topics"]) == (["balkan-route"], ["pushbacks", "courts"])
 
 
-def test_generated_secret_is_private_and_stable(config):
-    os.environ.pop(config.web.secret_env, None)
+def test_generated_secret_is_private_and_stable(config, monkeypatch):
+    monkeypatch.delenv(config.web.secret_env, raising=False)
     key = secret_key(config)
     assert secret_key(config) == key
     assert stat.S_IMODE(secret_key_path(config).stat().st_mode) == 0o600
@@ -290,3 +289,16 @@ def test_erasure_deletes_the_data_and_suppresses_the_address(mail_env):
     assert server.handler.count() == 0
     with pytest.raises(SubscriberError, match="suppression"):
         subs.add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
+
+
+def test_links_signed_with_the_configured_secret_stop_working_when_it_changes(config, db,
+                                                                              monkeypatch):
+    monkeypatch.setenv(config.web.secret_env, "first secret")
+    sub = subs.add_subscriber(db, config, "anna@example.org", consent={"how": "cli"})
+    token = subs.unsubscribe_url(config, sub).rsplit("/", 1)[1]
+    assert not secret_key_path(config).exists()
+    monkeypatch.setenv(config.web.secret_env, "another secret")
+    with pytest.raises(SubscriberError, match="not valid"):
+        subs.unsubscribe(db, config, token)
+    monkeypatch.setenv(config.web.secret_env, "first secret")
+    assert subs.unsubscribe(db, config, token)["status"] == "unsubscribed"
