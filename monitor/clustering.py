@@ -9,6 +9,7 @@ the SQL part keeps LSH band keys in `cluster_keys` so each ingest batch is match
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import re
 import zlib
@@ -25,8 +26,8 @@ NUM_PERM = 64
 BANDS = 16
 ROWS = NUM_PERM // BANDS
 MAX_ANCHOR_KEYS = 24
-MAX_CANDIDATES = 30
-TEXT_CHARS = 1200
+MAX_CANDIDATES = 12
+TEXT_CHARS = 600
 LEDE_CHARS = 400
 STEM = 5
 CONCEPT_WEIGHT = 1.5
@@ -50,6 +51,13 @@ class Doc:
     text_sig: np.ndarray       # MinHash values (uint32) of word 3-shingles
     anchors: frozenset[str]    # word stems of the lede, numbers; plus "@region:..."/"@topic:..." concepts
     regions: frozenset[str]
+    weights: dict[str, float] | None = None  # IDF of each anchor when the doc was matched
+    total: float = 0.0
+
+    def weigh(self, df: DocFreq) -> None:
+        idf = df.idf
+        self.weights = {a: idf(a) for a in self.anchors}
+        self.total = sum(self.weights.values())
 
 
 def _days(stamp: str | None) -> float | None:
@@ -121,6 +129,8 @@ class DocFreq:
     def __init__(self, counts: dict[str, int] | None = None, n: int = 0):
         self.counts = counts if counts is not None else {}
         self.n = n
+        self._cache: dict[str, float] = {}
+        self._cached_at = n
 
     def add(self, doc: Doc) -> None:
         self.n += 1
@@ -132,7 +142,14 @@ class DocFreq:
     def idf(self, stem: str) -> float:
         if stem[0] == "@":
             return CONCEPT_WEIGHT
-        return math.log((self.n + 2) / (self.counts.get(stem, 0) + 1))
+        # weights move slowly as the collection grows: recompute them when it grew by a tenth
+        if self.n > self._cached_at * 1.1 + 10:
+            self._cache.clear()
+            self._cached_at = self.n
+        value = self._cache.get(stem)
+        if value is None:
+            value = self._cache[stem] = math.log((self.n + 2) / (self.counts.get(stem, 0) + 1))
+        return value
 
 
 def _anchor_key(anchor: str) -> int:
@@ -154,13 +171,20 @@ def text_similarity(a: Doc, b: Doc) -> float:
 
 
 def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
-    """IDF-weighted overlap of lede stems and taxonomy concepts (shared weight / smaller side)."""
+    """IDF-weighted overlap of lede stems and taxonomy concepts (shared weight / smaller side).
+
+    `a` is the doc being matched (weighed now); `b` keeps the weights it got when it was matched.
+    """
     shared = a.anchors & b.anchors
     if not shared:
         return 0.0
-    idf = df.idf
-    inter = sum(idf(x) for x in shared)
-    smaller = min(sum(idf(x) for x in a.anchors), sum(idf(x) for x in b.anchors))
+    if a.weights is None:
+        a.weigh(df)
+    if b.weights is None:
+        b.weigh(df)
+    weights = a.weights
+    inter = sum(weights[x] for x in shared)
+    smaller = min(a.total, b.total)
     return inter / smaller if smaller else 0.0
 
 
@@ -211,16 +235,19 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
     uf = _UnionFind()
     window = settings.cluster_window_days
     for pos, doc in enumerate(order):
+        doc.weigh(df)
         counts: dict[int, int] = defaultdict(int)
         for key in keys_of(doc, df):
             plist = postings[key]
             # drop postings that fell out of the window (docs arrive in time order)
+            if len(plist) > 40:
+                del plist[:-20]  # only the latest postings are looked at
             while plist and (doc.at or 0.0) - (by_pos[plist[0]].at or 0.0) > window:
                 plist.pop(0)
-            for other in plist[-200:]:
+            for other in plist[-20:]:
                 counts[other] += 1
             plist.append(pos)
-        for other, _n in sorted(counts.items(), key=lambda kv: -kv[1])[:MAX_CANDIDATES]:
+        for other in heapq.nlargest(MAX_CANDIDATES, counts, key=counts.__getitem__):
             if same_story(doc, by_pos[other], settings, df):
                 uf.union(pos, other)
         df.add(doc)
@@ -316,6 +343,7 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
     touched = set(old)
     for doc in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
         at = doc.at or 0.0
+        doc.weigh(df)
         keys = keys_of(doc, df)
         kmarks = ",".join("?" * len(keys))
         candidates = [r[0] for r in db.execute(
