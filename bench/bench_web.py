@@ -295,10 +295,24 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
             time.sleep(1)  # the server builds its in-memory index in the background at start
         print(f"\nserver's in-memory index ready {time.perf_counter() - t0:.0f} s after sign-in")
         asyncio.run(load(base, cookies, mix, 5, 3))  # warm-up
+        import psutil
+
+        server = psutil.Process(proc.pid)
+
+        def server_cpu() -> float:
+            procs = [server, *server.children(recursive=True)]
+            return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+
         summaries = []
         for think in thinks:
+            cpu0 = server_cpu()
             result = asyncio.run(load(base, cookies, mix, clients, seconds, think))
+            cpu = server_cpu() - cpu0
             summaries.append(_report(result, clients, seconds, workers, think))
+            n = sum(len(v) for v in result["timings"].values())
+            print(f"server CPU: {cpu:.1f} s for {n} requests = {1000 * cpu / max(1, n):.1f} ms a "
+                  f"request (capacity ~{n / max(cpu, 1e-9):.0f} requests/s per free core); "
+                  f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         proc.terminate()
         proc.wait(20)
@@ -338,6 +352,7 @@ def main() -> None:
                         help="mean pause between a client's requests in s (repeatable; 0 = none)")
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-library", action="store_true")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     db_path = RESULTS / f"web-{args.items}.db"
@@ -347,7 +362,8 @@ def main() -> None:
               f"({args.items / took:,.0f} items/s), {db_path.stat().st_size / 1e9:.2f} GB")
     else:
         print(f"reusing {db_path} ({db_path.stat().st_size / 1e9:.2f} GB; --rebuild to rebuild)")
-    bench_library(db_path, args.rounds)
+    if not args.skip_library:
+        bench_library(db_path, args.rounds)
     if not args.skip_http:
         bench_http(db_path, args.clients, args.seconds, args.workers,
                    tuple(args.think) if args.think else (0.0, 1.0))
