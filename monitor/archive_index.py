@@ -8,11 +8,13 @@ about 20 MB for a million). Built from SQLite in one pass, rebuilt when the arch
 from __future__ import annotations
 
 import threading
+import time
 from datetime import date
 
 import numpy as np
 
-SYNC_REBUILD_BELOW = 50_000  # larger archives are re-indexed in a background thread
+SYNC_REBUILD_BELOW = 50_000  # larger archives are re-indexed in a background thread ...
+MIN_REBUILD_SECONDS = 120.0  # ... at most this often (a busy crawl changes the archive constantly)
 MAX_TAGS = 64  # bits per mask; a taxonomy with more tags of a kind falls back to SQL search
 
 
@@ -108,6 +110,7 @@ class IndexHolder:
         self.index: FacetIndex | None = None
         self.lock = threading.Lock()
         self.building = False
+        self.built_at = 0.0
 
     def status(self) -> str:
         """A sentence for the admin page."""
@@ -135,7 +138,7 @@ class IndexHolder:
         if not self.building and signature(db) != self.index.signature:
             if self.index.max_id < SYNC_REBUILD_BELOW:
                 self.index = FacetIndex(db)  # small archives: rebuilding takes milliseconds
-            else:
+            elif time.monotonic() - self.built_at >= MIN_REBUILD_SECONDS:
                 self.building = True
                 threading.Thread(target=self._rebuild, daemon=True).start()
         return self.index if self.index.usable else None
@@ -145,6 +148,7 @@ class IndexHolder:
             conn = self.open_connection()
             try:
                 self.index = FacetIndex(conn)
+                self.built_at = time.monotonic()
             finally:
                 conn.close()
         finally:
