@@ -42,7 +42,8 @@ def serve(config, sock: socket.socket) -> tuple[uvicorn.Server, threading.Thread
 
 @pytest.fixture
 def site_web(tmp_path, monkeypatch):
-    """(WebServer, SmtpServer): the app with 2026-W49 filled (70 stories), mail to loopback."""
+    """(WebServer, SmtpServer): the app with 2026-W49 filled (40 stories, 5 per section), mail to
+    loopback."""
     monkeypatch.setenv("MONITOR_SECRET_KEY", "test-secret-" + os.urandom(8).hex())
     mail = SmtpServer(RecordingHandler()).start()
     sock = _bound_socket()
@@ -51,7 +52,7 @@ def site_web(tmp_path, monkeypatch):
                         digest={"base_url": base_url}, smtp=mail.smtp_settings)
     config = load_config(path)
     db = open_db(config.storage.database)
-    db.stories = fill_week(db, config)
+    db.stories = fill_week(db, config, stories=40)
     server, thread = serve(config, sock)
     web = WebServer(base_url, config, db, server, thread)
     try:
