@@ -408,12 +408,20 @@ def _deliver(
         )
         stats.skipped += 1
         return later.result()
+    # The subscriber is checked again here: the batch was read a moment ago, and someone who
+    # unsubscribed since must not get this issue.
     claimed = db.execute(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
-        "updated_at = ? WHERE id = ? AND status = 'queued'",
+        "updated_at = ? WHERE id = ? AND status = 'queued' AND EXISTS (SELECT 1 FROM "
+        "subscribers s WHERE s.id = outbox.subscriber_id AND s.status = 'active')",
         [_stamp(), outbox_id],
     ).rowcount
     if not claimed:
+        stats.skipped += db.execute(
+            "UPDATE outbox SET status = 'skipped', updated_at = ?, "
+            "last_error = 'subscriber no longer active' WHERE id = ? AND status = 'queued'",
+            [_stamp(), outbox_id],
+        ).rowcount
         return later.result()
     try:
         result = sender.send(row["email"], data, while_waiting=later)

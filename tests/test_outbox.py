@@ -228,3 +228,19 @@ def test_kill_9_mid_send_then_restart_gives_every_recipient_exactly_one_copy(tmp
         assert outbox_counts(db, issue)["sent"] == 2000
     finally:
         server.stop()
+
+
+def test_someone_unsubscribing_during_the_send_gets_nothing_more(tmp_path, smtp_server):
+    config, db = _setup(tmp_path, smtp_server)
+    addresses = add_active(db, config, 6)
+    issue = make_issue(db)
+
+    def unsubscribe_the_last_one_early(stats):
+        if stats.sent == 1:
+            unsubscribe_email(db, addresses[-1], how="one-click")
+
+    stats = send_issue(
+        db, config, issue, render=simple_render, progress=unsubscribe_the_last_one_early
+    )
+    assert (stats.sent, stats.skipped) == (5, 1)
+    assert addresses[-1] not in smtp_server.handler.copies_per_recipient()
