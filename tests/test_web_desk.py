@@ -335,3 +335,11 @@ def test_add_refuses_a_non_http_address(desk):
     response = client.post(f"{DESK}/add", data={"csrf_token": token(client),
                                                 "url": "javascript:alert(1)"})
     assert response.status_code == 400 and "is not an http:// or https:// address" in response.text
+
+
+def test_a_newly_stored_story_shows_among_the_candidates_at_once(desk):
+    """The candidates are cached briefly; a new article in the archive is seen on the next load."""
+    web, _, client = desk
+    assert "Boat capsizes off" not in client.get(DESK).text
+    add_hostile_story(web.db)
+    assert "Boat capsizes off" in client.get(DESK).text
