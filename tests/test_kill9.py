@@ -17,6 +17,19 @@ PAGES = 120
 CANONICAL = re.compile(rb"<link[^>]+canonical[^>]*>|<meta[^>]+(?:og:url|twitter:url)[^>]*>", re.I)
 
 
+def _count(database) -> int:
+    if not database.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute("SELECT count(*) FROM items").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # not created yet, or locked for a moment
+        return 0
+
+
 def test_kill_minus_nine_mid_crawl_then_resume(tmp_path, site, article_pages):
     items = []
     for i in range(PAGES):
@@ -29,11 +42,15 @@ def test_kill_minus_nine_mid_crawl_then_resume(tmp_path, site, article_pages):
     config = write_config(tmp_path, sources=[feed_source("fixture", feed)],
                           crawl={"concurrency_per_host": 4})
     database = tmp_path / "data" / "monitor.db"
-    for delay in (2.5, 4.0, 5.5):
+    # Kill at three moments of real progress (not fixed delays: a loaded machine starts slowly),
+    # each time with writes in flight.
+    for stored_at_kill in (1, 30, 70):
         proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "crawl",
                                  "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        time.sleep(delay)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _count(database) < stored_at_kill:
+            time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         conn = sqlite3.connect(database)

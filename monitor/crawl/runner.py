@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from monitor import store
 from monitor.config import Config, Source
@@ -55,6 +56,14 @@ def run_sources(config: Config, sources: Sequence[Source], progress=None,
     settings = scrapy_settings(config.crawl, log_level)
     settings["CLOSESPIDER_TIMEOUT"] = config.crawl.source_time_limit
     settings["LOG_INSTALL_ROOT_HANDLER"] = True
+    if log_level in ("CRITICAL", "NONE"):
+        # Users read our one line per source; Scrapy's and Twisted's own log (which may include
+        # tracebacks of internal races) goes to a file beside the archive, one per source set.
+        logs = Path(config.storage.database).parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        name = sources[0].name if len(sources) == 1 else "crawl"
+        settings.update({"LOG_ENABLED": True, "LOG_LEVEL": "WARNING", "LOG_FILE_APPEND": False,
+                         "LOG_FILE": str(logs / f"{name}.log")})
     process = CrawlerProcess(settings)
     for source in sources:
         store.mark_attempt(db, source.name)
