@@ -101,8 +101,9 @@ def build_archive(db_path: Path, count: int) -> float:
         Path(str(db_path) + suffix).unlink(missing_ok=True)
     db = open_db(db_path)
     conn = db.conn
-    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                            "AND tbl_name = 'items'").fetchall()
+    triggers = conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'items'"
+    ).fetchall()
     for name, _ in triggers:
         conn.execute(f'DROP TRIGGER "{name}"')
     conn.execute("PRAGMA synchronous = OFF")
@@ -126,11 +127,27 @@ def build_archive(db_path: Path, count: int) -> float:
             source = SOURCES[min(int(rng.expovariate(0.12)), len(SOURCES) - 1)]
             relevant = 1 if rng.random() < 0.6 else 0
             cluster = item_id - rng.randrange(3) if item_id > 3 and rng.random() < 0.3 else item_id
-            items.append((item_id, f"https://news{item_id % 997}.example.org/a/{item_id}", source,
-                          title[:200], summary, text, lang, when, when, 1, relevant, cluster))
+            items.append(
+                (
+                    item_id,
+                    f"https://news{item_id % 997}.example.org/a/{item_id}",
+                    source,
+                    title[:200],
+                    summary,
+                    text,
+                    lang,
+                    when,
+                    when,
+                    1,
+                    relevant,
+                    cluster,
+                )
+            )
             sources_rows.append((item_id, source, when))
             if relevant:
-                ev = json.dumps([{"term": title.split()[0].lower(), "field": "title", "weight": 1.0}])
+                ev = json.dumps(
+                    [{"term": title.split()[0].lower(), "field": "title", "weight": 1.0}]
+                )
                 for region in set(rng.choices(REGIONS, region_weights, k=rng.choice((1, 1, 2)))):
                     tags.append((item_id, "region", region, 1.5, ev))
                 for topic in set(rng.choices(TOPICS, topic_weights, k=rng.choice((1, 2)))):
@@ -139,7 +156,9 @@ def build_archive(db_path: Path, count: int) -> float:
         conn.executemany(
             """INSERT INTO items (id, url, source, title, summary, text, language, published,
                                   fetched_at, full_text, relevant, cluster_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", items)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            items,
+        )
         conn.executemany("INSERT INTO item_sources VALUES (?, ?, ?)", sources_rows)
         conn.executemany("INSERT INTO item_tags VALUES (?, ?, ?, ?, ?)", tags)
         conn.execute("COMMIT")
@@ -151,9 +170,11 @@ def build_archive(db_path: Path, count: int) -> float:
     for _, sql in triggers:
         conn.execute(sql)
     for name in SOURCES:
-        conn.execute("INSERT OR IGNORE INTO sources (name, url, kind, every_seconds, last_success) "
-                     "VALUES (?, ?, 'feed', 3600, ?)", [name, f"https://{name}.example.org/feed",
-                                                         "2026-12-01T10:00:00Z"])
+        conn.execute(
+            "INSERT OR IGNORE INTO sources (name, url, kind, every_seconds, last_success) "
+            "VALUES (?, ?, 'feed', 3600, ?)",
+            [name, f"https://{name}.example.org/feed", "2026-12-01T10:00:00Z"],
+        )
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -166,8 +187,10 @@ def bench_library(db_path: Path, rounds: int) -> dict:
     db = open_db(db_path, migrate=False)
     t0 = time.perf_counter()
     index = FacetIndex(db)
-    print(f"\nin-memory facet index built in {time.perf_counter() - t0:.1f} s "
-          f"({index.present.sum():,} items)")
+    print(
+        f"\nin-memory facet index built in {time.perf_counter() - t0:.1f} s "
+        f"({index.present.sum():,} items)"
+    )
     per_query = []
     overall = []
     for query in QUERIES:
@@ -180,20 +203,32 @@ def bench_library(db_path: Path, rounds: int) -> dict:
             result = aq.search(db, params, index=index)
             times.append((time.perf_counter() - t0) * 1000)
         overall.extend(times)
-        per_query.append((query, statistics.median(times), percentile(times, 95), result.total,
-                          result.total_capped, result.facet_window))
+        per_query.append(
+            (
+                query,
+                statistics.median(times),
+                percentile(times, 95),
+                result.total,
+                result.total_capped,
+                result.facet_window,
+            )
+        )
     db.close()
-    print("\nLibrary: archive_queries.search() with facet counts, "
-          f"{rounds} runs per query (ms)")
+    print(f"\nLibrary: archive_queries.search() with facet counts, {rounds} runs per query (ms)")
     print(f"{'query':<78} {'median':>7} {'p95':>7} {'matches':>9}")
     for query, med, p95, total, capped, _window in per_query:
         label = json.dumps(query, ensure_ascii=False)[:78]
         shown = f">{total:,}" if capped else f"{total:,}"
         print(f"{label:<78} {med:7.1f} {p95:7.1f} {shown:>9}")
-    summary = {"median_ms": statistics.median(overall), "p95_ms": percentile(overall, 95),
-               "max_ms": max(overall)}
-    print(f"{'ALL':<78} {summary['median_ms']:7.1f} {summary['p95_ms']:7.1f}   "
-          f"(target p95 <= 100 ms; ratio {summary['p95_ms'] / 100:.2f})")
+    summary = {
+        "median_ms": statistics.median(overall),
+        "p95_ms": percentile(overall, 95),
+        "max_ms": max(overall),
+    }
+    print(
+        f"{'ALL':<78} {summary['median_ms']:7.1f} {summary['p95_ms']:7.1f}   "
+        f"(target p95 <= 100 ms; ratio {summary['p95_ms'] / 100:.2f})"
+    )
     return summary
 
 
@@ -214,16 +249,22 @@ def page_mix(item_ids: list[int]) -> list[tuple[str, str, str]]:
     for item_id in item_ids:
         mix.append(("item page", "ana", f"/items/{item_id}"))
         mix.append(("api item", "ana", f"/api/items/{item_id}"))
-    mix += [("chart", "ana", "/chart?by=region&since=2026-06-01&until=2026-11-30"),
-            ("chart", "ana", "/chart?by=topic&since=2026-09-01&until=2026-11-30&region=channel"),
-            ("source health", "root", "/admin/sources"), ("api sources", "ana", "/api/sources"),
-            ("saved searches", "ana", "/saved"), ("start page", "ana", "/"),
-            ("sign-in page", "", "/login"), ("openapi", "", "/api/openapi.json")]
+    mix += [
+        ("chart", "ana", "/chart?by=region&since=2026-06-01&until=2026-11-30"),
+        ("chart", "ana", "/chart?by=topic&since=2026-09-01&until=2026-11-30&region=channel"),
+        ("source health", "root", "/admin/sources"),
+        ("api sources", "ana", "/api/sources"),
+        ("saved searches", "ana", "/saved"),
+        ("start page", "ana", "/"),
+        ("sign-in page", "", "/login"),
+        ("openapi", "", "/api/openapi.json"),
+    ]
     return mix
 
 
-async def load(base: str, cookies: dict, mix, clients: int, seconds: float,
-               think: float = 0.0) -> dict:
+async def load(
+    base: str, cookies: dict, mix, clients: int, seconds: float, think: float = 0.0
+) -> dict:
     import httpx
 
     timings: dict[str, list[float]] = {}
@@ -251,8 +292,9 @@ async def load(base: str, cookies: dict, mix, clients: int, seconds: float,
     return {"timings": timings, "errors": errors}
 
 
-def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
-               thinks: tuple[float, ...] = (0.0,)) -> list[dict]:
+def bench_http(
+    db_path: Path, clients: int, seconds: float, workers: int, thinks: tuple[float, ...] = (0.0,)
+) -> list[dict]:
     import httpx
 
     from monitor.web import auth
@@ -262,16 +304,33 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
     db.execute("DELETE FROM web_login_attempts")
     auth.add_user(db, "ana", PASSWORD, "analyst")
     auth.add_user(db, "root", PASSWORD, "admin")
-    item_ids = [r[0] for r in db.execute("SELECT id FROM items WHERE cluster_id IS NOT NULL "
-                                         "ORDER BY random() LIMIT 40")]
+    item_ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM items WHERE cluster_id IS NOT NULL ORDER BY random() LIMIT 40"
+        )
+    ]
     db.close()
     port = free_port()
     config_path = RESULTS / "bench-web.toml"
     write_config(config_path, db_path, port)
     env = {**os.environ, "MONITOR_SECRET_KEY": "bench-secret-" + "x" * 20}
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config_path), "serve",
-                             "--workers", str(workers)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "--config",
+            str(config_path),
+            "serve",
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -285,13 +344,18 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
             with httpx.Client(base_url=base) as client:
                 page = client.get("/login").text
                 token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-                client.post("/login", data={"username": user, "password": PASSWORD,
-                                            "csrf_token": token})
+                client.post(
+                    "/login", data={"username": user, "password": PASSWORD, "csrf_token": token}
+                )
                 cookies[user] = client.cookies["bnm_session"]
         mix = page_mix(item_ids)
         t0 = time.perf_counter()
-        while "Search index: ready" not in httpx.get(
-                base + "/admin/sources", cookies={"bnm_session": cookies["root"]}, timeout=60).text:
+        while (
+            "Search index: ready"
+            not in httpx.get(
+                base + "/admin/sources", cookies={"bnm_session": cookies["root"]}, timeout=60
+            ).text
+        ):
             time.sleep(1)  # the server builds its in-memory index in the background at start
         print(f"\nserver's in-memory index ready {time.perf_counter() - t0:.0f} s after sign-in")
         asyncio.run(load(base, cookies, mix, 5, 3))  # warm-up
@@ -310,9 +374,11 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
             cpu = server_cpu() - cpu0
             summaries.append(_report(result, clients, seconds, workers, think))
             n = sum(len(v) for v in result["timings"].values())
-            print(f"server CPU: {cpu:.1f} s for {n} requests = {1000 * cpu / max(1, n):.1f} ms a "
-                  f"request (capacity ~{n / max(cpu, 1e-9):.0f} requests/s per free core); "
-                  f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+            print(
+                f"server CPU: {cpu:.1f} s for {n} requests = {1000 * cpu / max(1, n):.1f} ms a "
+                f"request (capacity ~{n / max(cpu, 1e-9):.0f} requests/s per free core); "
+                f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+            )
     finally:
         proc.terminate()
         proc.wait(20)
@@ -322,23 +388,36 @@ def bench_http(db_path: Path, clients: int, seconds: float, workers: int,
 def _report(result: dict, clients: int, seconds: float, workers: int, think: float) -> dict:
     timings = result["timings"]
     everything = [t for values in timings.values() for t in values]
-    pacing = (f"each waiting {think:g} s on average between requests" if think
-              else "back to back, no pause (saturation)")
-    print(f"\nHTTP: {clients} concurrent clients, {pacing}, for {seconds:.0f} s, `monitor serve "
-          f"--workers {workers}` on loopback (ms, client-side; the clients share the 2 cores)")
+    pacing = (
+        f"each waiting {think:g} s on average between requests"
+        if think
+        else "back to back, no pause (saturation)"
+    )
+    print(
+        f"\nHTTP: {clients} concurrent clients, {pacing}, for {seconds:.0f} s, `monitor serve "
+        f"--workers {workers}` on loopback (ms, client-side; the clients share the 2 cores)"
+    )
     print(f"{'page':<16} {'requests':>9} {'median':>8} {'p95':>8} {'p99':>8}")
     for kind in sorted(timings):
         values = timings[kind]
-        print(f"{kind:<16} {len(values):9d} {statistics.median(values):8.1f} "
-              f"{percentile(values, 95):8.1f} {percentile(values, 99):8.1f}")
+        print(
+            f"{kind:<16} {len(values):9d} {statistics.median(values):8.1f} "
+            f"{percentile(values, 95):8.1f} {percentile(values, 99):8.1f}"
+        )
     p95 = percentile(everything, 95)
-    print(f"{'ALL':<16} {len(everything):9d} {statistics.median(everything):8.1f} {p95:8.1f} "
-          f"{percentile(everything, 99):8.1f}   {len(everything) / seconds:.0f} req/s, "
-          f"{result['errors']} non-200")
+    print(
+        f"{'ALL':<16} {len(everything):9d} {statistics.median(everything):8.1f} {p95:8.1f} "
+        f"{percentile(everything, 99):8.1f}   {len(everything) / seconds:.0f} req/s, "
+        f"{result['errors']} non-200"
+    )
     worst = max(percentile(v, 95) for v in timings.values())
     print(f"worst page p95 {worst:.1f} ms (target <= 150 ms; ratio {worst / 150:.2f})")
-    return {"p95_ms": p95, "worst_page_p95_ms": worst, "requests": len(everything),
-            "errors": result["errors"]}
+    return {
+        "p95_ms": p95,
+        "worst_page_p95_ms": worst,
+        "requests": len(everything),
+        "errors": result["errors"],
+    }
 
 
 def main() -> None:
@@ -348,8 +427,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--think", type=float, action="append", default=None,
-                        help="mean pause between a client's requests in s (repeatable; 0 = none)")
+    parser.add_argument(
+        "--think",
+        type=float,
+        action="append",
+        default=None,
+        help="mean pause between a client's requests in s (repeatable; 0 = none)",
+    )
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-library", action="store_true")
@@ -358,15 +442,22 @@ def main() -> None:
     db_path = RESULTS / f"web-{args.items}.db"
     if args.rebuild or not db_path.exists():
         took = build_archive(db_path, args.items)
-        print(f"built {args.items:,} items in {took:.0f} s "
-              f"({args.items / took:,.0f} items/s), {db_path.stat().st_size / 1e9:.2f} GB")
+        print(
+            f"built {args.items:,} items in {took:.0f} s "
+            f"({args.items / took:,.0f} items/s), {db_path.stat().st_size / 1e9:.2f} GB"
+        )
     else:
         print(f"reusing {db_path} ({db_path.stat().st_size / 1e9:.2f} GB; --rebuild to rebuild)")
     if not args.skip_library:
         bench_library(db_path, args.rounds)
     if not args.skip_http:
-        bench_http(db_path, args.clients, args.seconds, args.workers,
-                   tuple(args.think) if args.think else (0.0, 1.0))
+        bench_http(
+            db_path,
+            args.clients,
+            args.seconds,
+            args.workers,
+            tuple(args.think) if args.think else (0.0, 1.0),
+        )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ MAX_TAGS = 64  # bits per mask; a taxonomy with more tags of a kind falls back t
 class FacetIndex:
     def __init__(self, db):
         self.signature = signature(db)
-        rows = db.execute("SELECT id, source, language, substr(coalesce(published, fetched_at), 1, 10), "
-                          "coalesce(relevant, -1) FROM items").fetchall()
+        rows = db.execute(
+            "SELECT id, source, language, substr(coalesce(published, fetched_at), 1, 10), "
+            "coalesce(relevant, -1) FROM items"
+        ).fetchall()
         max_id = max((r[0] for r in rows), default=0)
         self.max_id = max_id
         n = max_id + 1
@@ -58,9 +60,12 @@ class FacetIndex:
                 self.usable = False
                 break
             if selected:
-                item_ids = np.fromiter((i for i, _ in selected), dtype=np.int64, count=len(selected))
-                values = np.fromiter((1 << bits[t] for _, t in selected), dtype=np.uint64,
-                                     count=len(selected))
+                item_ids = np.fromiter(
+                    (i for i, _ in selected), dtype=np.int64, count=len(selected)
+                )
+                values = np.fromiter(
+                    (1 << bits[t] for _, t in selected), dtype=np.uint64, count=len(selected)
+                )
                 np.bitwise_or.at(self.masks[kind], item_ids, values)
         self.ids_desc = np.flatnonzero(self.present)[::-1].astype(np.int64)
         self.source_code = {name: i for i, name in enumerate(self.source_names)}
@@ -96,10 +101,14 @@ def _safe_day(text: str | None) -> str:
 
 def signature(db) -> tuple:
     """Cheap to read, changes whenever items are added or tags rewritten."""
-    return (db.execute("SELECT max(id) FROM items").fetchone()[0],
-            db.execute("SELECT max(rowid) FROM item_tags").fetchone()[0],
-            db.execute("SELECT count(*) FROM item_tags WHERE rowid > "
-                       "(SELECT coalesce(max(rowid), 0) - 1000 FROM item_tags)").fetchone()[0])
+    return (
+        db.execute("SELECT max(id) FROM items").fetchone()[0],
+        db.execute("SELECT max(rowid) FROM item_tags").fetchone()[0],
+        db.execute(
+            "SELECT count(*) FROM item_tags WHERE rowid > "
+            "(SELECT coalesce(max(rowid), 0) - 1000 FROM item_tags)"
+        ).fetchone()[0],
+    )
 
 
 class IndexHolder:

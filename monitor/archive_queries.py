@@ -24,14 +24,14 @@ from markupsafe import Markup, escape
 from monitor.errors import SearchQueryError
 from monitor.store import fts_query, get_item
 
-FACET_WINDOW = 2000   # facet counts are over at most this many best-ranked matches
-COUNT_CAP = 10000     # totals above this are reported as "more than 10,000"
+FACET_WINDOW = 2000  # facet counts are over at most this many best-ranked matches
+COUNT_CAP = 10000  # totals above this are reported as "more than 10,000"
 CANDIDATE_WINDOW = 20000  # results are ordered among the newest this many text matches
 MAX_PER_PAGE = 100
 EXPORT_LIMIT = 10000
 SORTS = ("relevance", "date")
 FACET_KINDS = ("region", "topic", "language", "source")
-_START, _END = "\x02", "\x03"   # snippet markers that cannot occur in stored text
+_START, _END = "\x02", "\x03"  # snippet markers that cannot occur in stored text
 _WHEN = "coalesce(items.published, items.fetched_at)"
 
 
@@ -42,8 +42,8 @@ class SearchParams:
     topics: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
-    since: str | None = None       # YYYY-MM-DD, inclusive
-    until: str | None = None       # YYYY-MM-DD, inclusive
+    since: str | None = None  # YYYY-MM-DD, inclusive
+    until: str | None = None  # YYYY-MM-DD, inclusive
     relevant_only: bool = False
     sort: str = "relevance"
     page: int = 1
@@ -75,10 +75,15 @@ class SearchParams:
         if sort not in SORTS:
             raise SearchQueryError(f"Sort by 'relevance' or 'date', not {sort!r}.")
         params = cls(
-            q=one("q")[:1000], regions=many("region"), topics=many("topic"),
-            languages=many("language"), sources=many("source"),
-            since=_day(one("since"), "since"), until=_day(one("until"), "until"),
-            relevant_only=one("relevant") in ("1", "true", "on", "yes"), sort=sort,
+            q=one("q")[:1000],
+            regions=many("region"),
+            topics=many("topic"),
+            languages=many("language"),
+            sources=many("source"),
+            since=_day(one("since"), "since"),
+            until=_day(one("until"), "until"),
+            relevant_only=one("relevant") in ("1", "true", "on", "yes"),
+            sort=sort,
             page=_int(one("page"), "page", 1, 1, 10_000),
             per_page=_int(one("per_page"), "per_page", 20, 1, MAX_PER_PAGE),
         )
@@ -94,8 +99,12 @@ class SearchParams:
         pairs: list[tuple[str, str]] = []
         if p.q:
             pairs.append(("q", p.q))
-        for name, values in (("region", p.regions), ("topic", p.topics),
-                             ("language", p.languages), ("source", p.sources)):
+        for name, values in (
+            ("region", p.regions),
+            ("topic", p.topics),
+            ("language", p.languages),
+            ("source", p.sources),
+        ):
             pairs.extend((name, v) for v in values)
         if p.since:
             pairs.append(("since", p.since))
@@ -122,7 +131,9 @@ def _day(text: str, name: str) -> str | None:
         return date.fromisoformat(text).isoformat()
     except ValueError:
         label = "start" if name == "since" else "end"
-        raise SearchQueryError(f"The {label} date {text!r} is not a date such as 2026-11-30.") from None
+        raise SearchQueryError(
+            f"The {label} date {text!r} is not a date such as 2026-11-30."
+        ) from None
 
 
 def _int(text: str, name: str, default: int, low: int, high: int) -> int:
@@ -140,10 +151,10 @@ class SearchResult:
     params: SearchParams
     items: list[dict]
     total: int
-    total_capped: bool                # True when total means "more than COUNT_CAP"
+    total_capped: bool  # True when total means "more than COUNT_CAP"
     facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
-    facet_window: int = 0             # how many matches the facet counts cover
-    fts: str | None = None            # the FTS5 expression actually run
+    facet_window: int = 0  # how many matches the facet counts cover
+    fts: str | None = None  # the FTS5 expression actually run
     candidates_bounded: bool = False  # ranked among the newest CANDIDATE_WINDOW text matches only
 
     @property
@@ -152,10 +163,17 @@ class SearchResult:
 
     def as_dict(self) -> dict:
         return {
-            "params": self.params.as_dict(), "total": self.total, "total_capped": self.total_capped,
-            "facet_window": self.facet_window, "candidates_bounded": self.candidates_bounded,
-            "facets": {k: [{"value": v, "count": n} for v, n in rows] for k, rows in self.facets.items()},
-            "items": [{k: v for k, v in item.items() if k != "snippet_html"} for item in self.items],
+            "params": self.params.as_dict(),
+            "total": self.total,
+            "total_capped": self.total_capped,
+            "facet_window": self.facet_window,
+            "candidates_bounded": self.candidates_bounded,
+            "facets": {
+                k: [{"value": v, "count": n} for v, n in rows] for k, rows in self.facets.items()
+            },
+            "items": [
+                {k: v for k, v in item.items() if k != "snippet_html"} for item in self.items
+            ],
         }
 
 
@@ -166,8 +184,10 @@ def _filters(p: SearchParams) -> tuple[list[str], list[Any]]:
         if tags:
             # Correlated EXISTS: one primary-key probe per candidate, instead of materialising
             # every item of a big region when the text query already narrowed things down.
-            where.append(f"EXISTS (SELECT 1 FROM item_tags WHERE item_tags.item_id = items.id "
-                         f"AND kind = '{kind}' AND tag IN ({','.join('?' * len(tags))}))")
+            where.append(
+                f"EXISTS (SELECT 1 FROM item_tags WHERE item_tags.item_id = items.id "
+                f"AND kind = '{kind}' AND tag IN ({','.join('?' * len(tags))}))"
+            )
             params.extend(tags)
     if p.languages:
         where.append(f"items.language IN ({','.join('?' * len(p.languages))})")
@@ -198,29 +218,36 @@ def _candidate_floor(db, match: str) -> int | None:
     """
     if not CANDIDATE_WINDOW:
         return None
-    row = _run(db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC "
-                   "LIMIT 1 OFFSET ?", [match, CANDIDATE_WINDOW - 1])
+    row = _run(
+        db,
+        "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+        [match, CANDIDATE_WINDOW - 1],
+    )
     return row[0][0] if row else None
 
 
-def _matching_ids(db, p: SearchParams, limit: int, match: str | None,
-                  floor: int | None = None) -> list[int]:
+def _matching_ids(
+    db, p: SearchParams, limit: int, match: str | None, floor: int | None = None
+) -> list[int]:
     where, params = _filters(p)
     bound = "" if floor is None else f" AND items_fts.rowid >= {int(floor)}"
     if match and not where and p.sort == "relevance":
         # No filter on items: rank inside the FTS table alone, without the join.
-        sql = (f"SELECT rowid FROM items_fts WHERE items_fts MATCH ?{bound} "
-               f"ORDER BY rank LIMIT ?")
+        sql = f"SELECT rowid FROM items_fts WHERE items_fts MATCH ?{bound} ORDER BY rank LIMIT ?"
         return [row[0] for row in _run(db, sql, [match, limit])]
     if match:
         order = "items_fts.rank" if p.sort == "relevance" else f"{_WHEN} DESC, items.id DESC"
-        sql = (f"SELECT items.id FROM items_fts JOIN items ON items.id = items_fts.rowid "
-               f"WHERE items_fts MATCH ?{bound} {''.join(' AND ' + w for w in where)} "
-               f"ORDER BY {order} LIMIT ?")
+        sql = (
+            f"SELECT items.id FROM items_fts JOIN items ON items.id = items_fts.rowid "
+            f"WHERE items_fts MATCH ?{bound} {''.join(' AND ' + w for w in where)} "
+            f"ORDER BY {order} LIMIT ?"
+        )
         args = [match, *params, limit]
     else:
-        sql = (f"SELECT items.id FROM items {'WHERE ' + ' AND '.join(where) if where else ''} "
-               f"ORDER BY {_WHEN} DESC, items.id DESC LIMIT ?")
+        sql = (
+            f"SELECT items.id FROM items {'WHERE ' + ' AND '.join(where) if where else ''} "
+            f"ORDER BY {_WHEN} DESC, items.id DESC LIMIT ?"
+        )
         args = [*params, limit]
     return [row[0] for row in _run(db, sql, args)]
 
@@ -240,8 +267,10 @@ def _count(db, p: SearchParams, match: str | None) -> tuple[int, bool]:
         inner = "SELECT 1 FROM items_fts WHERE items_fts MATCH ?"
         args = [match]
     elif match:
-        inner = (f"SELECT 1 FROM items_fts JOIN items ON items.id = items_fts.rowid "
-                 f"WHERE items_fts MATCH ? {''.join(' AND ' + w for w in where)}")
+        inner = (
+            f"SELECT 1 FROM items_fts JOIN items ON items.id = items_fts.rowid "
+            f"WHERE items_fts MATCH ? {''.join(' AND ' + w for w in where)}"
+        )
         args = [match, *params]
     else:
         inner = f"SELECT 1 FROM items {'WHERE ' + ' AND '.join(where) if where else ''}"
@@ -266,7 +295,7 @@ def search(db, p: SearchParams, facets: bool = True, index=None) -> SearchResult
         total, capped = len(ids), False
     else:
         total, capped = _count(db, p, match)
-    page_ids = ids[(p.page - 1) * p.per_page: p.page * p.per_page]
+    page_ids = ids[(p.page - 1) * p.per_page : p.page * p.per_page]
     items = _rows(db, page_ids, match)
     result = SearchResult(p, items, total, capped, fts=match, candidates_bounded=floor is not None)
     if facets:
@@ -277,7 +306,7 @@ def search(db, p: SearchParams, facets: bool = True, index=None) -> SearchResult
 
 
 MAX_TEXT_MATCHES = 20000  # the in-memory path considers the newest this many text matches
-RANK_WINDOW = 1000        # bm25 is computed for the newest this many text matches
+RANK_WINDOW = 1000  # bm25 is computed for the newest this many text matches
 
 
 def _indexed_matches(db, idx, p: SearchParams, match: str | None):
@@ -285,9 +314,17 @@ def _indexed_matches(db, idx, p: SearchParams, match: str | None):
     import numpy as np
 
     if match:
-        cand = np.array([r[0] for r in _run(
-            db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
-            [match, MAX_TEXT_MATCHES])], dtype=np.int64)
+        cand = np.array(
+            [
+                r[0]
+                for r in _run(
+                    db,
+                    "SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT ?",
+                    [match, MAX_TEXT_MATCHES],
+                )
+            ],
+            dtype=np.int64,
+        )
         text_capped = len(cand) == MAX_TEXT_MATCHES
         cand = cand[cand <= idx.max_id]
     else:
@@ -296,8 +333,10 @@ def _indexed_matches(db, idx, p: SearchParams, match: str | None):
     for kind, tags in (("region", p.regions), ("topic", p.topics)):
         if tags:
             keep &= (idx.masks[kind][cand] & idx.mask_for(kind, tags)) != 0
-    for values, codes, column in ((p.languages, idx.language_code, idx.language),
-                                  (p.sources, idx.source_code, idx.source)):
+    for values, codes, column in (
+        (p.languages, idx.language_code, idx.language),
+        (p.sources, idx.source_code, idx.source),
+    ):
         if values:
             wanted = np.array([codes[v] for v in values if v in codes] or [-1], dtype=np.int32)
             keep &= np.isin(column[cand], wanted)
@@ -319,9 +358,17 @@ def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -
     need = p.page * p.per_page
     if match and p.sort == "relevance":
         floor = int(cand[min(RANK_WINDOW, len(cand)) - 1]) if len(cand) else 0
-        ranked = np.array([r[0] for r in _run(
-            db, "SELECT rowid FROM items_fts WHERE items_fts MATCH ? AND rowid >= ? ORDER BY rank",
-            [match, floor])], dtype=np.int64)
+        ranked = np.array(
+            [
+                r[0]
+                for r in _run(
+                    db,
+                    "SELECT rowid FROM items_fts WHERE items_fts MATCH ? AND rowid >= ? ORDER BY rank",
+                    [match, floor],
+                )
+            ],
+            dtype=np.int64,
+        )
         ranked = ranked[np.isin(ranked, found)] if len(ranked) else ranked
         bounded = len(cand) > RANK_WINDOW
         order = list(ranked[:need])
@@ -330,9 +377,10 @@ def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -
             order += list(_newest(idx, rest, need - len(order)))
     else:
         order = list(_newest(idx, found, need))
-    page_ids = [int(i) for i in order[(p.page - 1) * p.per_page: need]]
-    result = SearchResult(p, _rows(db, page_ids, match), total,
-                          text_capped, fts=match, candidates_bounded=bounded)
+    page_ids = [int(i) for i in order[(p.page - 1) * p.per_page : need]]
+    result = SearchResult(
+        p, _rows(db, page_ids, match), total, text_capped, fts=match, candidates_bounded=bounded
+    )
     if facets:
         result.facets = _indexed_facets(idx, found)
         result.facet_window = total
@@ -364,8 +412,10 @@ def _indexed_facets(idx, ids) -> dict[str, list[tuple[str, int]]]:
             if n:
                 rows.append((tag, n))
         facets[kind] = sorted(rows, key=lambda kv: (-kv[1], kv[0]))
-    for kind, column, names in (("language", idx.language, idx.language_names),
-                                ("source", idx.source, idx.source_names)):
+    for kind, column, names in (
+        ("language", idx.language, idx.language_names),
+        ("source", idx.source, idx.source_names),
+    ):
         counts = np.bincount(column[ids], minlength=len(names)) if len(ids) else []
         rows = [(names[i], int(n)) for i, n in enumerate(counts) if n]
         facets[kind] = sorted(rows, key=lambda kv: (-kv[1], kv[0]))[:50]
@@ -376,15 +426,25 @@ def _rows(db, ids: list[int], match: str | None) -> list[dict]:
     if not ids:
         return []
     marks = ",".join("?" * len(ids))
-    rows = {r["id"]: r for r in db.query(
-        f"""SELECT id, url, source, title, summary, language, published, fetched_at, relevant,
-                   cluster_id FROM items WHERE id IN ({marks})""", ids)}
+    rows = {
+        r["id"]: r
+        for r in db.query(
+            f"""SELECT id, url, source, title, summary, language, published, fetched_at, relevant,
+                   cluster_id FROM items WHERE id IN ({marks})""",
+            ids,
+        )
+    }
     snippets: dict[int, str] = {}
     if match and "*" in match:
         # FTS5 re-expands a prefix for every probe (there is no prefix index): cut the snippet
         # from the stored text here instead, falling back to FTS5 when no word is found.
-        texts = dict(db.execute(f"SELECT id, title || ' ' || summary || ' ' || text FROM items "
-                                f"WHERE id IN ({marks})", ids).fetchall())
+        texts = dict(
+            db.execute(
+                f"SELECT id, title || ' ' || summary || ' ' || text FROM items "
+                f"WHERE id IN ({marks})",
+                ids,
+            ).fetchall()
+        )
         for item_id, text in texts.items():
             snip = _python_snippet(text, match)
             if snip:
@@ -394,14 +454,19 @@ def _rows(db, ids: list[int], match: str | None) -> list[dict]:
         for item_id in ids:
             if item_id in snippets:
                 continue
-            for snip, in _run(db, f"SELECT snippet(items_fts, -1, '{_START}', '{_END}', ' … ', 30) "
-                                  f"FROM items_fts WHERE items_fts MATCH ? AND rowid = ?",
-                              [match, item_id]):
+            for (snip,) in _run(
+                db,
+                f"SELECT snippet(items_fts, -1, '{_START}', '{_END}', ' … ', 30) "
+                f"FROM items_fts WHERE items_fts MATCH ? AND rowid = ?",
+                [match, item_id],
+            ):
                 snippets[item_id] = snip
     tags: dict[int, list[dict]] = {}
     for item_id, kind, tag in db.execute(
-            f"SELECT item_id, kind, tag FROM item_tags WHERE item_id IN ({marks}) "
-            f"ORDER BY kind, score DESC", ids):
+        f"SELECT item_id, kind, tag FROM item_tags WHERE item_id IN ({marks}) "
+        f"ORDER BY kind, score DESC",
+        ids,
+    ):
         tags.setdefault(item_id, []).append({"kind": kind, "tag": tag})
     out = []
     for item_id in ids:
@@ -431,7 +496,7 @@ def _python_snippet(text: str, match: str, words: int = 30) -> str | None:
     first = finder.search(text)
     if not first:
         return None
-    before = text[:first.start()].split(" ")
+    before = text[: first.start()].split(" ")
     start_chars = len(" ".join(before[:-8])) if len(before) > 8 else 0
     window = " ".join(text[start_chars:].split(" ")[:words])
     marked = finder.sub(lambda m: _START + m.group(0) + _END, window)
@@ -458,14 +523,16 @@ def facet_counts(db, ids: list[int]) -> dict[str, list[tuple[str, int]]]:
         return facets
     payload = json.dumps(ids)
     for kind, tag, n in db.execute(
-            "SELECT kind, tag, count(*) AS n FROM item_tags WHERE item_id IN "
-            "(SELECT value FROM json_each(?)) GROUP BY kind, tag ORDER BY n DESC, tag", [payload]):
+        "SELECT kind, tag, count(*) AS n FROM item_tags WHERE item_id IN "
+        "(SELECT value FROM json_each(?)) GROUP BY kind, tag ORDER BY n DESC, tag",
+        [payload],
+    ):
         facets[kind].append((tag, n))
     languages: Counter[str] = Counter()
     sources: Counter[str] = Counter()
     for source, language in db.execute(
-            "SELECT source, language FROM items WHERE id IN (SELECT value FROM json_each(?))",
-            [payload]):
+        "SELECT source, language FROM items WHERE id IN (SELECT value FROM json_each(?))", [payload]
+    ):
         sources[source] += 1
         languages[language or "unknown"] += 1
     for kind, counter in (("language", languages), ("source", sources)):
@@ -475,8 +542,19 @@ def facet_counts(db, ids: list[int]) -> dict[str, list[tuple[str, int]]]:
 
 # -- exports ------------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = ("id", "published", "source", "language", "title", "url", "regions", "topics",
-                  "relevant", "cluster_id", "snippet")
+EXPORT_COLUMNS = (
+    "id",
+    "published",
+    "source",
+    "language",
+    "title",
+    "url",
+    "regions",
+    "topics",
+    "relevant",
+    "cluster_id",
+    "snippet",
+)
 
 
 def export_rows(db, p: SearchParams, limit: int = EXPORT_LIMIT) -> list[dict]:
@@ -485,16 +563,22 @@ def export_rows(db, p: SearchParams, limit: int = EXPORT_LIMIT) -> list[dict]:
     ids = _matching_ids(db, p, limit, match, _candidate_floor(db, match) if match else None)
     out = []
     for start in range(0, len(ids), 500):
-        for row in _rows(db, ids[start:start + 500], match):
-            out.append({
-                "id": row["id"], "published": row["published"] or row["fetched_at"],
-                "source": row["source"], "language": row["language"], "title": row["title"],
-                "url": row["url"],
-                "regions": [t["tag"] for t in row["tags"] if t["kind"] == "region"],
-                "topics": [t["tag"] for t in row["tags"] if t["kind"] == "topic"],
-                "relevant": row["relevant"], "cluster_id": row["cluster_id"],
-                "snippet": row["snippet"],
-            })
+        for row in _rows(db, ids[start : start + 500], match):
+            out.append(
+                {
+                    "id": row["id"],
+                    "published": row["published"] or row["fetched_at"],
+                    "source": row["source"],
+                    "language": row["language"],
+                    "title": row["title"],
+                    "url": row["url"],
+                    "regions": [t["tag"] for t in row["tags"] if t["kind"] == "region"],
+                    "topics": [t["tag"] for t in row["tags"] if t["kind"] == "topic"],
+                    "relevant": row["relevant"],
+                    "cluster_id": row["cluster_id"],
+                    "snippet": row["snippet"],
+                }
+            )
     return out
 
 
@@ -519,12 +603,14 @@ def to_csv(rows: Iterable[dict]) -> str:
 
 # -- weekly counts ------------------------------------------------------------------------------
 
+
 def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None = None,
-                  top: int = 8, index=None) -> dict:
+def weekly_counts(
+    db, kind: str, since: str, until: str, p: SearchParams | None = None, top: int = 8, index=None
+) -> dict:
     """Items per ISO week and per region or topic between since and until (inclusive days).
 
     Returns {"weeks": [monday ISO dates], "series": [{"tag", "counts": [...], "total"}]} with
@@ -548,7 +634,7 @@ def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None 
         params.insert(0, match)
     sql = f"""SELECT date({_WHEN}, 'weekday 0', '-6 days') AS week, t.tag, count(*) AS n
               FROM items JOIN item_tags t ON t.item_id = items.id AND t.kind = ?
-              WHERE {' AND '.join(where)} GROUP BY week, t.tag"""
+              WHERE {" AND ".join(where)} GROUP BY week, t.tag"""
     weeks = []
     day = start
     while day <= end:
@@ -560,8 +646,11 @@ def weekly_counts(db, kind: str, since: str, until: str, p: SearchParams | None 
         if week in index:
             series.setdefault(tag, [0] * len(weeks))[index[week]] += n
     ranked = sorted(series.items(), key=lambda kv: (-sum(kv[1]), kv[0]))[:top]
-    return {"kind": kind, "weeks": weeks,
-            "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked]}
+    return {
+        "kind": kind,
+        "weeks": weeks,
+        "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked],
+    }
 
 
 def _weeks(start: date, end: date) -> list[str]:
@@ -584,19 +673,23 @@ def _weekly_indexed(db, idx, kind, start: date, end: date, p, match, top: int) -
     series = []
     for tag, bit in idx.bits[kind].items():
         selected = (masks & np.uint64(1 << bit)) != 0
-        counts = np.bincount(week_of[selected], minlength=len(weeks))[:len(weeks)]
+        counts = np.bincount(week_of[selected], minlength=len(weeks))[: len(weeks)]
         if counts.sum():
             series.append((tag, [int(c) for c in counts]))
     ranked = sorted(series, key=lambda kv: (-sum(kv[1]), kv[0]))[:top]
-    return {"kind": kind, "weeks": weeks,
-            "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked]}
+    return {
+        "kind": kind,
+        "weeks": weeks,
+        "series": [{"tag": tag, "counts": counts, "total": sum(counts)} for tag, counts in ranked],
+    }
 
 
 # -- items --------------------------------------------------------------------------------------
 
+
 def item_detail(db, config, item_id: int) -> dict | None:
     """An item with its sources, tags with evidence and labels, and the other items of its story."""
-    if not 0 <= item_id < 2 ** 63:
+    if not 0 <= item_id < 2**63:
         return None
     item = get_item(db, item_id)
     if item is None:
@@ -608,10 +701,13 @@ def item_detail(db, config, item_id: int) -> dict | None:
         tag["evidence_lines"] = evidence_lines(tag["evidence"])
     item["cluster"] = []
     if item.get("cluster_id") is not None:
-        item["cluster"] = list(db.query(
-            f"""SELECT id, title, source, url, language, {_WHEN} AS day FROM items
+        item["cluster"] = list(
+            db.query(
+                f"""SELECT id, title, source, url, language, {_WHEN} AS day FROM items
                 WHERE cluster_id = ? AND id != ? ORDER BY {_WHEN} LIMIT 100""",
-            [item["cluster_id"], item_id]))
+                [item["cluster_id"], item_id],
+            )
+        )
     return item
 
 
@@ -626,7 +722,9 @@ def evidence_lines(evidence: Any) -> list[str]:
         if isinstance(entry, Mapping):
             term = entry.get("term") or entry.get("terms") or "?"
             where = entry.get("field") or entry.get("where") or ""
-            extra = ", ".join(f"{k} {entry[k]}" for k in ("weight", "lang") if entry.get(k) is not None)
+            extra = ", ".join(
+                f"{k} {entry[k]}" for k in ("weight", "lang") if entry.get(k) is not None
+            )
             lines.append(f"“{term}” in {where}" + (f" ({extra})" if extra else ""))
         else:
             lines.append(str(entry))
@@ -635,7 +733,7 @@ def evidence_lines(evidence: Any) -> list[str]:
 
 # -- source health ------------------------------------------------------------------------------
 
-DROP_RATIO = 0.3     # a week below 30% of the previous four weeks' average ...
+DROP_RATIO = 0.3  # a week below 30% of the previous four weeks' average ...
 DROP_MIN_BASE = 5.0  # ... when that average is at least 5 items a week
 
 
@@ -647,9 +745,10 @@ def source_report(db, now: datetime | None = None, weeks: int = 8) -> list[dict]
     volumes: dict[str, list[int]] = {}
     case = " ".join(f"WHEN first_seen < '{edges[i + 1]}' THEN {i}" for i in range(weeks))
     for source, bucket, n in db.execute(
-            f"""SELECT source, CASE {case} END AS bucket, count(*) FROM item_sources
+        f"""SELECT source, CASE {case} END AS bucket, count(*) FROM item_sources
                 WHERE first_seen >= ? AND first_seen < ? GROUP BY source, bucket""",
-            [edges[0], edges[-1]]):
+        [edges[0], edges[-1]],
+    ):
         if bucket is not None:
             volumes.setdefault(source, [0] * weeks)[bucket] = n
     report = []
@@ -660,21 +759,31 @@ def source_report(db, now: datetime | None = None, weeks: int = 8) -> list[dict]
         base = sum(weekly[-5:-1]) / 4
         row["warning"] = None
         if base >= DROP_MIN_BASE and weekly[-1] < DROP_RATIO * base:
-            row["warning"] = (f"Volume dropped: {weekly[-1]} items in the last 7 days against "
-                              f"{base:.0f} a week before. Check the source's page and selectors.")
+            row["warning"] = (
+                f"Volume dropped: {weekly[-1]} items in the last 7 days against "
+                f"{base:.0f} a week before. Check the source's page and selectors."
+            )
         if row["consecutive_failures"] >= 3:
             failing = f"Failing: {row['consecutive_failures']} crawls in a row."
             row["warning"] = f"{failing} {row['warning'] or ''}".strip()
-        row["recent_errors"] = [dict(zip(("url", "error", "at"), r, strict=True)) for r in db.execute(
-            "SELECT url, error, at FROM fetch_log WHERE source = ? ORDER BY at DESC LIMIT 5",
-            [row["name"]])]
+        row["recent_errors"] = [
+            dict(zip(("url", "error", "at"), r, strict=True))
+            for r in db.execute(
+                "SELECT url, error, at FROM fetch_log WHERE source = ? ORDER BY at DESC LIMIT 5",
+                [row["name"]],
+            )
+        ]
         report.append(row)
     return report
 
 
 def known_values(db) -> dict[str, list[str]]:
     """Values offered in filter menus: languages and sources present in the archive."""
-    languages = [r[0] for r in db.execute(
-        "SELECT DISTINCT language FROM items WHERE language IS NOT NULL ORDER BY language")]
+    languages = [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT language FROM items WHERE language IS NOT NULL ORDER BY language"
+        )
+    ]
     sources = [r[0] for r in db.execute("SELECT name FROM sources ORDER BY name")]
     return {"languages": languages, "sources": sources}

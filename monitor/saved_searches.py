@@ -29,8 +29,15 @@ def _params_from_row(row: dict) -> SearchParams:
     return SearchParams.from_mapping(data)
 
 
-def save(db, user_id: int, name: str, params: SearchParams, frequency: str, email: str,
-         now: datetime | None = None) -> int:
+def save(
+    db,
+    user_id: int,
+    name: str,
+    params: SearchParams,
+    frequency: str,
+    email: str,
+    now: datetime | None = None,
+) -> int:
     name = " ".join(name.split())[:200]
     if not name:
         raise SearchQueryError("Give the saved search a name.")
@@ -40,14 +47,28 @@ def save(db, user_id: int, name: str, params: SearchParams, frequency: str, emai
         raise SearchQueryError(f"{email!r} is not an email address.")
     if params.q.strip():
         fts_query(params.q)  # refuse a malformed query now, not at 6 in the morning
-    filters = {"region": list(params.regions), "topic": list(params.topics),
-               "language": list(params.languages), "source": list(params.sources),
-               "relevant": "1" if params.relevant_only else ""}
+    filters = {
+        "region": list(params.regions),
+        "topic": list(params.topics),
+        "language": list(params.languages),
+        "source": list(params.sources),
+        "relevant": "1" if params.relevant_only else "",
+    }
     now_text = _iso(now or datetime.now(UTC))
     cursor = db.execute(
         """INSERT INTO saved_searches (user_id, name, query, filters, frequency, email, created_at,
                                        last_run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-        [user_id, name, params.q, json.dumps(filters), frequency, email.strip(), now_text, now_text])
+        [
+            user_id,
+            name,
+            params.q,
+            json.dumps(filters),
+            frequency,
+            email.strip(),
+            now_text,
+            now_text,
+        ],
+    )
     return cursor.lastrowid
 
 
@@ -64,8 +85,9 @@ def delete(db, search_id: int, user_id: int | None = None) -> bool:
     if user_id is None:
         cursor = db.execute("DELETE FROM saved_searches WHERE id = ?", [search_id])
     else:
-        cursor = db.execute("DELETE FROM saved_searches WHERE id = ? AND user_id = ?",
-                            [search_id, user_id])
+        cursor = db.execute(
+            "DELETE FROM saved_searches WHERE id = ? AND user_id = ?", [search_id, user_id]
+        )
     return cursor.rowcount > 0
 
 
@@ -87,8 +109,11 @@ def run_due(db, config, now: datetime | None = None) -> list[tuple[int, int]]:
     sender = None
     try:
         for row in due(db, now):
-            params = replace(_params_from_row(row), sort="date",
-                             fetched_after=row["last_run_at"] or row["created_at"])
+            params = replace(
+                _params_from_row(row),
+                sort="date",
+                fetched_after=row["last_run_at"] or row["created_at"],
+            )
             rows = export_rows(db, params, limit=MAX_ITEMS_PER_MAIL + 1)
             if rows:
                 sender = sender or mailer.SmtpSender(config.smtp)
@@ -98,8 +123,10 @@ def run_due(db, config, now: datetime | None = None) -> list[tuple[int, int]]:
                     # Not marked as run: the same matches are tried again at the next run.
                     failures.append(f"saved search {row['id']} ({row['name']}): {exc}")
                     continue
-            db.execute("UPDATE saved_searches SET last_run_at = ?, last_sent_count = ? WHERE id = ?",
-                       [_iso(now), min(len(rows), MAX_ITEMS_PER_MAIL), row["id"]])
+            db.execute(
+                "UPDATE saved_searches SET last_run_at = ?, last_sent_count = ? WHERE id = ?",
+                [_iso(now), min(len(rows), MAX_ITEMS_PER_MAIL), row["id"]],
+            )
             done.append((row["id"], min(len(rows), MAX_ITEMS_PER_MAIL)))
     finally:
         if sender is not None:
@@ -116,14 +143,22 @@ def _message(config, row: dict, rows: list[dict]) -> bytes:
     lines = [f"New matches for your saved search “{row['name']}” ({row['frequency']}):", ""]
     for item in rows:
         day = (item["published"] or "")[:10]
-        lines += [f"- {' '.join(item['title'].split())}", f"  {item['source']}, {day}",
-                  f"  {item['url']}", ""]
+        lines += [
+            f"- {' '.join(item['title'].split())}",
+            f"  {item['source']}, {day}",
+            f"  {item['url']}",
+            "",
+        ]
     if more:
         lines.append(f"There are more than {MAX_ITEMS_PER_MAIL} new matches; see them all:")
     else:
         lines.append("Open the search:")
     lines += [link, "", "Change or delete this saved search on the search page of the web desk."]
     subject = f"{len(rows)}{'+' if more else ''} new: {row['name']}"
-    return mailer.build_message(config, to_address=row["email"], subject=subject,
-                                text="\n".join(lines),
-                                message_id=mailer.make_message_id(config, "saved-search"))
+    return mailer.build_message(
+        config,
+        to_address=row["email"],
+        subject=subject,
+        text="\n".join(lines),
+        message_id=mailer.make_message_id(config, "saved-search"),
+    )

@@ -41,8 +41,14 @@ class WebServer:
         """An httpx client with a signed-in session (goes through the real sign-in form)."""
         client = self.client()
         token = csrf_from(client.get("/login").text)
-        response = client.post("/login", data={"username": username, "csrf_token": token,
-                                               "password": password or self.users[username]})
+        response = client.post(
+            "/login",
+            data={
+                "username": username,
+                "csrf_token": token,
+                "password": password or self.users[username],
+            },
+        )
         assert response.status_code == 303, response.text
         return client
 
@@ -50,7 +56,7 @@ class WebServer:
 def csrf_from(html: str) -> str:
     marker = 'name="csrf_token" value="'
     start = html.index(marker) + len(marker)
-    return html[start:html.index('"', start)]
+    return html[start : html.index('"', start)]
 
 
 def start_server(config, db_path=None) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -59,8 +65,9 @@ def start_server(config, db_path=None) -> tuple[uvicorn.Server, threading.Thread
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                           limit_concurrency=200))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on", limit_concurrency=200)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -16,8 +16,14 @@ pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -33,12 +39,19 @@ def browser():
 @pytest.fixture
 def page(browser, web):
     ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(base_url=web.base_url, viewport={"width": 1280, "height": 900},
-                                  accept_downloads=True)
+    context = browser.new_context(
+        base_url=web.base_url, viewport={"width": 1280, "height": 900}, accept_downloads=True
+    )
     page = context.new_page()
     page.csp_errors = []  # type: ignore[attr-defined]
-    page.on("console", lambda msg: page.csp_errors.append(f"{page.url}: {msg.text} {msg.location}")
-            if "Content Security Policy" in msg.text or "Refused to" in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            page.csp_errors.append(f"{page.url}: {msg.text} {msg.location}")
+            if "Content Security Policy" in msg.text or "Refused to" in msg.text
+            else None
+        ),
+    )
     yield page
     context.close()
 
@@ -121,8 +134,13 @@ def test_admin_sees_source_health(web, page):
     from tests.test_web_admin import _add_source
 
     _add_source(web.db, "steady-feed", [10, 11, 9, 10, 12, 10, 11, 10])
-    _add_source(web.db, "dropping-feed", [10, 12, 11, 10, 9, 12, 10, 1],
-                error="The feed is HTML, not RSS or Atom.", failures=1)
+    _add_source(
+        web.db,
+        "dropping-feed",
+        [10, 12, 11, 10, 9, 12, 10, 1],
+        error="The feed is HTML, not RSS or Atom.",
+        failures=1,
+    )
     web.add_user("root", "admin")
     sign_in(page, "root", web.users["root"])
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Source health").click()

@@ -18,25 +18,40 @@ def _stamp(moment: datetime) -> str:
 
 def _add_source(db, name: str, weekly: list[int], error: str | None = None, failures: int = 0):
     now = datetime.now(UTC)
-    db.execute("""INSERT INTO sources (name, url, kind, language, every_seconds, last_success,
+    db.execute(
+        """INSERT INTO sources (name, url, kind, language, every_seconds, last_success,
                   last_error, last_error_at, consecutive_failures) VALUES (?, ?, 'feed', 'en', 3600,
                   ?, ?, ?, ?)""",
-               [name, f"https://{name}.example.org/feed", _stamp(now - timedelta(hours=2)), error,
-                _stamp(now - timedelta(hours=1)) if error else None, failures])
+        [
+            name,
+            f"https://{name}.example.org/feed",
+            _stamp(now - timedelta(hours=2)),
+            error,
+            _stamp(now - timedelta(hours=1)) if error else None,
+            failures,
+        ],
+    )
     ids = insert_items(db, sum(weekly), seed=len(name), url_prefix=name)
     k = 0
     for week, n in enumerate(weekly):  # oldest first; the last entry is the past 7 days
         for _ in range(n):
             seen = now - timedelta(days=7 * (len(weekly) - 1 - week) + 3)
-            db.execute("UPDATE item_sources SET source = ?, first_seen = ? WHERE item_id = ?",
-                       [name, _stamp(seen), ids[k]])
+            db.execute(
+                "UPDATE item_sources SET source = ?, first_seen = ? WHERE item_id = ?",
+                [name, _stamp(seen), ids[k]],
+            )
             k += 1
 
 
 def test_source_health_shows_errors_volume_and_a_drop_warning(web):
     _add_source(web.db, "steady-feed", [10, 11, 9, 10, 12, 10, 11, 10])
-    _add_source(web.db, "broken-feed", [10, 12, 11, 10, 9, 12, 10, 1],
-                error="The server did not answer within 30 seconds.", failures=4)
+    _add_source(
+        web.db,
+        "broken-feed",
+        [10, 12, 11, 10, 9, 12, 10, 1],
+        error="The server did not answer within 30 seconds.",
+        failures=4,
+    )
     web.add_user("root", "admin")
     page = web.login("root").get("/admin/sources")
     assert page.status_code == 200
@@ -58,8 +73,13 @@ def test_roles_limit_pages(web):
 
 
 def test_saved_search_mails_new_matches(web_config, smtp_server, tmp_path, monkeypatch):
-    config = load_config(write_config(tmp_path / "mail", smtp=smtp_server.smtp_settings,
-                                      storage={"database": str(web_config.storage.database)}))
+    config = load_config(
+        write_config(
+            tmp_path / "mail",
+            smtp=smtp_server.smtp_settings,
+            storage={"database": str(web_config.storage.database)},
+        )
+    )
     server, thread, base_url = start_server(config)
     from monitor.store import open_db
     from monitor.web import auth
@@ -72,9 +92,16 @@ def test_saved_search_mails_new_matches(web_config, smtp_server, tmp_path, monke
         web.users["ana"] = PASSWORD
         client = web.login("ana")
         page = client.get("/saved", params={"from": "q=Hamburg"})
-        response = client.post("/saved", data={
-            "csrf_token": csrf_from(page.text), "search": "q=Hamburg", "name": "Hamburg watch",
-            "frequency": "daily", "email": "ana@ngo.example"})
+        response = client.post(
+            "/saved",
+            data={
+                "csrf_token": csrf_from(page.text),
+                "search": "q=Hamburg",
+                "name": "Hamburg watch",
+                "frequency": "daily",
+                "email": "ana@ngo.example",
+            },
+        )
         assert response.status_code == 303
         assert "Hamburg watch" in client.get("/saved").text
         created = datetime.now(UTC)
@@ -103,7 +130,14 @@ def test_saved_search_with_a_malformed_query_is_refused(web):
     web.add_user("ana", "analyst")
     client = web.login("ana")
     page = client.get("/saved")
-    response = client.post("/saved", data={"csrf_token": csrf_from(page.text),
-                                           "search": 'q="unclosed', "name": "bad",
-                                           "frequency": "weekly", "email": "a@b.example"})
+    response = client.post(
+        "/saved",
+        data={
+            "csrf_token": csrf_from(page.text),
+            "search": 'q="unclosed',
+            "name": "bad",
+            "frequency": "weekly",
+            "email": "a@b.example",
+        },
+    )
     assert response.status_code == 400 and "unclosed quotation mark" in response.text

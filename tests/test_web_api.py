@@ -13,8 +13,10 @@ from tests.web_archive import insert_items
 @pytest.fixture
 def api_web(web):
     insert_items(web.db, 150)
-    web.db.execute("INSERT INTO sources (name, url, kind, every_seconds) VALUES "
-                   "('infomigrants-en', 'https://www.infomigrants.net/en/rss', 'feed', 3600)")
+    web.db.execute(
+        "INSERT INTO sources (name, url, kind, every_seconds) VALUES "
+        "('infomigrants-en', 'https://www.infomigrants.net/en/rss', 'feed', 3600)"
+    )
     web.add_user("ana", "analyst")
     web.session_client = web.login("ana")
     return web
@@ -38,19 +40,26 @@ def test_api_conforms_to_its_openapi_document(api_web):
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+        @settings(
+            max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case):
-            case.call_and_validate(base_url=api_web.base_url, excluded_checks=excluded,
-                                   headers={"Cookie": f"bnm_session={cookie}"})
+            case.call_and_validate(
+                base_url=api_web.base_url,
+                excluded_checks=excluded,
+                headers={"Cookie": f"bnm_session={cookie}"},
+            )
 
         check()
 
 
 def test_openapi_document_is_served(web):
     doc = web.client().get("/api/openapi.json").json()
-    assert doc["openapi"].startswith("3.") and {"/api/search", "/api/items/{item_id}",
-                                                 "/api/sources"} <= set(doc["paths"])
+    assert doc["openapi"].startswith("3.") and {
+        "/api/search",
+        "/api/items/{item_id}",
+        "/api/sources",
+    } <= set(doc["paths"])
 
 
 def test_api_needs_a_session_and_answers_json(api_web):

@@ -26,8 +26,9 @@ def test_wrong_password_is_refused_with_a_message(web):
     web.add_user("ana", "analyst")
     client = web.client()
     token = csrf_from(client.get("/login").text)
-    response = client.post("/login", data={"username": "ana", "password": "wrong password!",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "ana", "password": "wrong password!", "csrf_token": token}
+    )
     assert response.status_code == 401
     assert "not right" in response.text
 
@@ -37,11 +38,13 @@ def test_sign_in_attempts_are_rate_limited(web):
     client = web.client()
     token = csrf_from(client.get("/login").text)
     for _ in range(auth.MAX_FAILURES_PER_USER):
-        client.post("/login", data={"username": "ana", "password": "guess guess guess",
-                                    "csrf_token": token})
+        client.post(
+            "/login", data={"username": "ana", "password": "guess guess guess", "csrf_token": token}
+        )
     # Even the right password is refused while the account is throttled.
-    response = client.post("/login", data={"username": "ana", "password": PASSWORD,
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "ana", "password": PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 429
     assert "Too many failed sign-in attempts" in response.text
 
@@ -55,8 +58,9 @@ def test_post_without_csrf_token_is_refused(web):
     assert "expired" in response.text
     other = web.client()  # a token minted for another browser's cookie does not work either
     token = csrf_from(other.get("/login").text)
-    response = client.post("/login", data={"username": "ana", "password": PASSWORD,
-                                           "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "ana", "password": PASSWORD, "csrf_token": token}
+    )
     assert response.status_code == 403
 
 
@@ -74,7 +78,7 @@ def test_security_headers_and_cookie_flags(web):
     assert response.headers["x-content-type-options"] == "nosniff"
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
-    assert "<script src=\"/static/htmx.min.js\"" in response.text
+    assert '<script src="/static/htmx.min.js"' in response.text
     assert "<script>" not in response.text
     assert web.client().get("/static/htmx.min.js").status_code == 200
 
@@ -91,8 +95,15 @@ def test_sign_in_redirects_only_to_local_paths(web):
     web.add_user("ana", "analyst")
     client = web.client()
     token = csrf_from(client.get("/login?next=//evil.example/").text)
-    response = client.post("/login", data={"username": "ana", "password": PASSWORD,
-                                           "csrf_token": token, "next": "//evil.example/"})
+    response = client.post(
+        "/login",
+        data={
+            "username": "ana",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example/",
+        },
+    )
     assert response.headers["location"] == "/"
 
 

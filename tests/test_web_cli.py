@@ -21,8 +21,9 @@ PASSWORD = "a long enough password"
 
 
 def run(config_path, *args, env=None):
-    result = CliRunner().invoke(cli, ["--config", str(config_path), *args], env=env,
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["--config", str(config_path), *args], env=env, catch_exceptions=False
+    )
     return result
 
 
@@ -43,9 +44,24 @@ def test_users_add_list_passwd_remove(config_path, config):
 def test_users_add_refuses_a_short_password(config_path):
     from monitor.cli import main
 
-    proc = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config_path), "users",
-                           "add", "dan", "--role", "analyst", "--password", "short"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "--config",
+            str(config_path),
+            "users",
+            "add",
+            "dan",
+            "--role",
+            "analyst",
+            "--password",
+            "short",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1
     assert "at least 10 characters" in proc.stderr and "Traceback" not in proc.stderr
     assert main  # the same entry point as the console script
@@ -70,7 +86,9 @@ def _wait(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
     raise AssertionError(f"{url} did not answer")
 
 
-def test_datasette_has_full_text_search_and_facets_and_hides_accounts(config_path, config, tmp_path):
+def test_datasette_has_full_text_search_and_facets_and_hides_accounts(
+    config_path, config, tmp_path
+):
     db = open_db(config.storage.database)
     insert_items(db, 60)
     auth.add_user(db, "root", PASSWORD, "admin")
@@ -81,20 +99,39 @@ def test_datasette_has_full_text_search_and_facets_and_hides_accounts(config_pat
     name = config.storage.database.stem
     assert metadata["databases"][name]["tables"]["items"]["fts_table"] == "items_fts"
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config_path),
-                             "datasette", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "--config",
+            str(config_path),
+            "datasette",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait(base + "/", proc)
-        data = httpx.get(f"{base}/{name}/items.json", params={"_search": "Hamburg", "_shape": "objects"},
-                         timeout=10).json()
+        data = httpx.get(
+            f"{base}/{name}/items.json",
+            params={"_search": "Hamburg", "_shape": "objects"},
+            timeout=10,
+        ).json()
         assert data["rows"] and all("Hamburg" in (r["title"] + r["text"]) for r in data["rows"])
-        assert "source" in data["facet_results"]["results"] if "results" in data.get("facet_results", {}) \
+        assert (
+            "source" in data["facet_results"]["results"]
+            if "results" in data.get("facet_results", {})
             else "source" in data["facet_results"]
+        )
         assert httpx.get(f"{base}/{name}/web_users.json", timeout=10).status_code == 403
-        assert httpx.get(f"{base}/{name}.json", params={"sql": "select * from web_users"},
-                         timeout=10).status_code in (400, 403)
+        assert httpx.get(
+            f"{base}/{name}.json", params={"sql": "select * from web_users"}, timeout=10
+        ).status_code in (400, 403)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -107,9 +144,13 @@ def test_serve_answers_on_the_configured_port(tmp_path):
 
     port = _free_port()
     config_path = write_config(tmp_path, web={"port": port})
-    proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config_path), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, "MONITOR_SECRET_KEY": "x" * 32})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config_path), "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**__import__("os").environ, "MONITOR_SECRET_KEY": "x" * 32},
+    )
     try:
         _wait(f"http://127.0.0.1:{port}/login", proc)
         page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=10)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor import archive_queries as aq
-from tests.fixtures_web import csrf_from
 from tests.web_archive import corpus_documents, insert_items
 
 
@@ -40,8 +39,10 @@ def test_search_finds_words_and_highlights_them(analyst):
 
 def test_phrase_prefix_or_not(web, analyst):
     db = web.db
+
     def total(q):
         return aq.search(db, aq.SearchParams(q=q)).total
+
     assert total('"Kalifat-Rufen in Hamburg"') >= 1
     assert total("Islamist*") >= total("Islamisten")
     both = total("Hamburg OR Österreich")
@@ -85,7 +86,8 @@ def test_scraped_markup_is_escaped_in_titles_and_snippets(web, analyst):
         """INSERT INTO items (url, source, title, summary, text, language, published, fetched_at)
            VALUES ('https://example.org/x', 'ecre-news', '<script>alert(1)</script> Lampedusa',
                    '<img src=x onerror=alert(2)> Lampedusa arrivals', 'Lampedusa <b>bold</b>',
-                   'en', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')""")
+                   'en', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')"""
+    )
     page = analyst.get("/search", params={"q": "Lampedusa"})
     assert "<script>alert(1)" not in page.text and "&lt;script&gt;" in page.text
     assert "<img src=x" not in page.text
@@ -95,7 +97,8 @@ def test_only_http_links_are_rendered(web, analyst):
     web.db.execute(
         """INSERT INTO items (url, source, title, summary, text, language, published, fetched_at)
            VALUES ('javascript:alert(1)', 'ecre-news', 'Ceuta fence', '', 'Ceuta fence text', 'en',
-                   '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')""")
+                   '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')"""
+    )
     page = analyst.get("/search", params={"q": "Ceuta"})
     assert "javascript:alert" not in page.text
 
@@ -114,14 +117,17 @@ def test_csv_export_defuses_formulas(web, analyst):
     web.db.execute(
         """INSERT INTO items (url, source, title, summary, text, language, published, fetched_at)
            VALUES ('https://example.org/f', 'ecre-news', '=HYPERLINK("http://evil")', '',
-                   'Evros river crossing', 'en', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')""")
+                   'Evros river crossing', 'en', '2026-11-30T10:00:00Z', '2026-11-30T10:00:00Z')"""
+    )
     text = analyst.get("/search.csv", params={"q": "Evros"}).text
     assert "'=HYPERLINK" in text
 
 
 def test_pagination(analyst):
     first = analyst.get("/api/search", params={"q": "the", "per_page": 5}).json()["items"]
-    second = analyst.get("/api/search", params={"q": "the", "per_page": 5, "page": 2}).json()["items"]
+    second = analyst.get("/api/search", params={"q": "the", "per_page": 5, "page": 2}).json()[
+        "items"
+    ]
     assert len(first) == 5 and len(second) == 5
     assert not {r["id"] for r in first} & {r["id"] for r in second}
 
@@ -149,9 +155,11 @@ def test_item_page_shows_tags_evidence_and_story(web, analyst):
     page = analyst.get(f"/items/{first}")
     assert page.status_code == 200
     assert "Tags and why" in page.text and "in title" in page.text
-    others = web.db.execute("SELECT title FROM items WHERE cluster_id = ? AND id != ?",
-                            [first, first]).fetchall()
+    others = web.db.execute(
+        "SELECT title FROM items WHERE cluster_id = ? AND id != ?", [first, first]
+    ).fetchall()
     from markupsafe import escape
+
     assert str(escape(others[0][0])) in page.text
     assert analyst.get("/items/999999").status_code == 404
 
@@ -167,8 +175,12 @@ def test_common_words_are_ranked_among_the_newest_matches_with_a_notice(web, ana
     bounded = aq.search(web.db, aq.SearchParams(q="the"))
     assert bounded.candidates_bounded and not full.candidates_bounded
     assert bounded.total == full.total  # the count still covers every match
-    newest = {r[0] for r in web.db.execute(
-        "SELECT rowid FROM items_fts WHERE items_fts MATCH '\"the\"' ORDER BY rowid DESC LIMIT 50")}
+    newest = {
+        r[0]
+        for r in web.db.execute(
+            "SELECT rowid FROM items_fts WHERE items_fts MATCH '\"the\"' ORDER BY rowid DESC LIMIT 50"
+        )
+    }
     assert {item["id"] for item in bounded.items} <= newest
     monkeypatch.setattr(aq, "RANK_WINDOW", 50)  # the web pages use the in-memory index path
     page = analyst.get("/search", params={"q": "the"})
@@ -179,10 +191,12 @@ def test_in_memory_index_gives_the_same_answers_as_sql(web, analyst):
     from monitor.archive_index import FacetIndex
 
     index = FacetIndex(web.db)
-    for query in ({"q": "the", "region": ["lampedusa", "channel"]},
-                  {"q": "Hamburg OR Österreich", "language": ["de"], "sort": "date"},
-                  {"topic": ["pushbacks"], "since": "2026-10-01"},
-                  {"q": "the", "relevant": "1", "source": ["ecre-news"], "sort": "date"}):
+    for query in (
+        {"q": "the", "region": ["lampedusa", "channel"]},
+        {"q": "Hamburg OR Österreich", "language": ["de"], "sort": "date"},
+        {"topic": ["pushbacks"], "since": "2026-10-01"},
+        {"q": "the", "relevant": "1", "source": ["ecre-news"], "sort": "date"},
+    ):
         params = aq.SearchParams.from_mapping(query)
         sql, fast = aq.search(web.db, params), aq.search(web.db, params, index=index)
         assert fast.total == sql.total, query
@@ -191,8 +205,12 @@ def test_in_memory_index_gives_the_same_answers_as_sql(web, analyst):
         if params.sort == "date":
             assert [i["id"] for i in fast.items] == [i["id"] for i in sql.items], query
         elif fast.fts:
-            assert {i["id"] for i in fast.items} <= {r[0] for r in web.db.execute(
-                "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [fast.fts])}
+            assert {i["id"] for i in fast.items} <= {
+                r[0]
+                for r in web.db.execute(
+                    "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", [fast.fts]
+                )
+            }
 
 
 def test_in_memory_weekly_counts_match_sql(web, analyst):
@@ -202,8 +220,9 @@ def test_in_memory_weekly_counts_match_sql(web, analyst):
     since = (datetime.now(UTC) - timedelta(days=120)).date().isoformat()
     until = datetime.now(UTC).date().isoformat()
     for kind, params in (("region", None), ("topic", aq.SearchParams(q="the", languages=("en",)))):
-        assert aq.weekly_counts(web.db, kind, since, until, params, top=20) == \
-            aq.weekly_counts(web.db, kind, since, until, params, top=20, index=index)
+        assert aq.weekly_counts(web.db, kind, since, until, params, top=20) == aq.weekly_counts(
+            web.db, kind, since, until, params, top=20, index=index
+        )
 
 
 def test_prefix_search_highlights_the_completed_words(analyst):

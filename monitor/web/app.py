@@ -124,8 +124,12 @@ def create_app(config, db_path: str | os.PathLike | None = None) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: _http_error, MonitorError: _monitor_error,
-                            404: _http_error, 500: _server_error},
+        exception_handlers={
+            HTTPException: _http_error,
+            MonitorError: _monitor_error,
+            404: _http_error,
+            500: _server_error,
+        },
         lifespan=lifespan,
     )
     app.state.config = config
@@ -136,15 +140,21 @@ def create_app(config, db_path: str | os.PathLike | None = None) -> Starlette:
     app.state.nav = nav
     app.state.templates = make_templates()
     app.state.secure_cookies = config.web.base_url.startswith("https://")
-    app.add_middleware(CsrfMiddleware, secret=secret, exempt=frozenset(exempt),
-                       secure=app.state.secure_cookies)
+    app.add_middleware(
+        CsrfMiddleware, secret=secret, exempt=frozenset(exempt), secure=app.state.secure_cookies
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 
 def make_templates() -> Jinja2Templates:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["safe_url"] = safe_url
     env.globals["csrf_field"] = _csrf_field
     return Jinja2Templates(env=env)
@@ -152,7 +162,9 @@ def make_templates() -> Jinja2Templates:
 
 @jinja2.pass_context
 def _csrf_field(ctx) -> Markup:
-    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, ctx["csrf_token"])
+    return Markup('<input type="hidden" name="{}" value="{}">').format(
+        CSRF_FIELD, ctx["csrf_token"]
+    )
 
 
 def _wants_json(request: Request) -> bool:
@@ -165,8 +177,9 @@ def _error_page(request: Request, status: int, message: str) -> Response:
     from monitor.web.common import render
 
     try:
-        return render(request, "error.html", {"status": status, "message": message},
-                      status_code=status)
+        return render(
+            request, "error.html", {"status": status, "message": message}, status_code=status
+        )
     except Exception:  # the error page itself must never fail
         return HTMLResponse(f"<h1>{status}</h1>", status_code=status)
 
@@ -175,8 +188,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 500)
     detail = getattr(exc, "detail", None)
     default = {404: "This page does not exist.", 405: "This action is not allowed here."}
-    message = detail if isinstance(detail, str) and detail and detail != _reason(status) else \
-        default.get(status, _reason(status))
+    message = (
+        detail
+        if isinstance(detail, str) and detail and detail != _reason(status)
+        else default.get(status, _reason(status))
+    )
     return _error_page(request, status, message)
 
 
@@ -257,8 +273,10 @@ class CsrfMiddleware:
             if message["type"] == "http.response.start" and new_cookie:
                 headers = MutableHeaders(scope=message)
                 flags = "; Secure" if self.secure else ""
-                headers.append("set-cookie", f"{CSRF_COOKIE}={new_cookie}; Path=/; HttpOnly; "
-                                             f"SameSite=Strict{flags}")
+                headers.append(
+                    "set-cookie",
+                    f"{CSRF_COOKIE}={new_cookie}; Path=/; HttpOnly; SameSite=Strict{flags}",
+                )
             await send(message)
 
         if scope["method"] not in UNSAFE_METHODS or scope["path"] in self.exempt:
@@ -278,9 +296,12 @@ class CsrfMiddleware:
         expected = csrf_token_for(self.secret, cookie)
         given = _header(scope, CSRF_HEADER) or await _form_token(scope, body)
         if new_cookie or not given or not secrets.compare_digest(given, expected):
-            return await _plain(send_with_cookie, 403,
-                                "This form has expired or did not come from this site. "
-                                "Go back, reload the page and try again.")
+            return await _plain(
+                send_with_cookie,
+                403,
+                "This form has expired or did not come from this site. "
+                "Go back, reload the page and try again.",
+            )
 
         replayed = False
 
@@ -330,10 +351,19 @@ async def _form_token(scope, body: bytes) -> str | None:
 async def _plain(send, status: int, message: str) -> None:
     from markupsafe import escape
 
-    body = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{status}</title>"
-            f"<link rel=stylesheet href=/static/app.css><main class=narrow><h1>{status}</h1>"
-            f"<p>{escape(message)}</p></main></html>").encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/html; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
+    body = (
+        f"<!doctype html><html lang=en><meta charset=utf-8><title>{status}</title>"
+        f"<link rel=stylesheet href=/static/app.css><main class=narrow><h1>{status}</h1>"
+        f"<p>{escape(message)}</p></main></html>"
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -58,12 +58,15 @@ def _check_password(password: str) -> None:
 def _check_username(username: str) -> str:
     username = username.strip()
     if not username or len(username) > 64 or any(ch.isspace() or ord(ch) < 32 for ch in username):
-        raise WebAccountError(f"{username!r} is not a usable user name (1-64 characters, no spaces).")
+        raise WebAccountError(
+            f"{username!r} is not a usable user name (1-64 characters, no spaces)."
+        )
     return username
 
 
-def add_user(db: sqlite_utils.Database, username: str, password: str, role: str,
-             email: str | None = None) -> User:
+def add_user(
+    db: sqlite_utils.Database, username: str, password: str, role: str, email: str | None = None
+) -> User:
     username = _check_username(username)
     if role not in ROLES:
         raise WebAccountError(f"The role {role!r} does not exist; use one of {', '.join(ROLES)}.")
@@ -74,28 +77,34 @@ def add_user(db: sqlite_utils.Database, username: str, password: str, role: str,
     cursor = db.execute(
         """INSERT INTO web_users (username, email, password_hash, role, created_at, password_changed_at)
            VALUES (?, ?, ?, ?, ?, ?)""",
-        [username, email, _hasher.hash(password), role, now, now])
+        [username, email, _hasher.hash(password), role, now, now],
+    )
     return User(cursor.lastrowid, username, role, email)
 
 
 def find_user(db: sqlite_utils.Database, username: str) -> User | None:
-    row = db.execute("SELECT id, username, role, email FROM web_users WHERE username = ?",
-                     [username.strip()]).fetchone()
+    row = db.execute(
+        "SELECT id, username, role, email FROM web_users WHERE username = ?", [username.strip()]
+    ).fetchone()
     return User(*row) if row else None
 
 
 def get_user(db: sqlite_utils.Database, user_id: int) -> User | None:
-    row = db.execute("SELECT id, username, role, email FROM web_users WHERE id = ?",
-                     [user_id]).fetchone()
+    row = db.execute(
+        "SELECT id, username, role, email FROM web_users WHERE id = ?", [user_id]
+    ).fetchone()
     return User(*row) if row else None
 
 
 def list_users(db: sqlite_utils.Database) -> list[dict]:
-    return list(db.query(
-        """SELECT u.id, u.username, u.role, u.email, u.created_at,
+    return list(
+        db.query(
+            """SELECT u.id, u.username, u.role, u.email, u.created_at,
                   (SELECT max(at) FROM web_login_attempts a WHERE a.username = u.username AND ok = 1)
                     AS last_login
-           FROM web_users u ORDER BY u.username"""))
+           FROM web_users u ORDER BY u.username"""
+        )
+    )
 
 
 def set_password(db: sqlite_utils.Database, username: str, password: str) -> None:
@@ -105,8 +114,10 @@ def set_password(db: sqlite_utils.Database, username: str, password: str) -> Non
         raise WebAccountError(f"There is no user {username!r}.")
     _check_password(password)
     with transaction(db):
-        db.execute("UPDATE web_users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                   [_hasher.hash(password), _iso(_now()), user.id])
+        db.execute(
+            "UPDATE web_users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
+            [_hasher.hash(password), _iso(_now()), user.id],
+        )
         db.execute("DELETE FROM web_sessions WHERE user_id = ?", [user.id])
 
 
@@ -123,8 +134,9 @@ class LoginThrottled(WebAccountError):
     pass
 
 
-def check_login(db: sqlite_utils.Database, username: str, password: str, ip: str,
-                now: datetime | None = None) -> User | None:
+def check_login(
+    db: sqlite_utils.Database, username: str, password: str, ip: str, now: datetime | None = None
+) -> User | None:
     """The user when the password is right; None when wrong; LoginThrottled after too many failures.
 
     Every attempt is recorded; the throttle counts failures in the last FAILURE_WINDOW both for the
@@ -133,26 +145,37 @@ def check_login(db: sqlite_utils.Database, username: str, password: str, ip: str
     now = now or _now()
     since = _iso(now - FAILURE_WINDOW)
     username = username.strip()[:64]
-    by_user = db.execute("SELECT count(*) FROM web_login_attempts WHERE username = ? AND ok = 0 "
-                         "AND at >= ?", [username, since]).fetchone()[0]
-    by_ip = db.execute("SELECT count(*) FROM web_login_attempts WHERE ip = ? AND ok = 0 AND at >= ?",
-                       [ip, since]).fetchone()[0]
+    by_user = db.execute(
+        "SELECT count(*) FROM web_login_attempts WHERE username = ? AND ok = 0 AND at >= ?",
+        [username, since],
+    ).fetchone()[0]
+    by_ip = db.execute(
+        "SELECT count(*) FROM web_login_attempts WHERE ip = ? AND ok = 0 AND at >= ?", [ip, since]
+    ).fetchone()[0]
     if by_user >= MAX_FAILURES_PER_USER or by_ip >= MAX_FAILURES_PER_IP:
         minutes = int(FAILURE_WINDOW.total_seconds() // 60)
-        raise LoginThrottled(f"Too many failed sign-in attempts. Wait {minutes} minutes and try again.")
-    row = db.execute("SELECT id, username, role, email, password_hash FROM web_users WHERE username = ?",
-                     [username]).fetchone()
+        raise LoginThrottled(
+            f"Too many failed sign-in attempts. Wait {minutes} minutes and try again."
+        )
+    row = db.execute(
+        "SELECT id, username, role, email, password_hash FROM web_users WHERE username = ?",
+        [username],
+    ).fetchone()
     ok = False
     try:
         ok = _hasher.verify(row[4] if row else _DUMMY_HASH, password) and row is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         ok = False
-    db.execute("INSERT INTO web_login_attempts (username, ip, at, ok) VALUES (?, ?, ?, ?)",
-               [username, ip, _iso(now), int(ok)])
+    db.execute(
+        "INSERT INTO web_login_attempts (username, ip, at, ok) VALUES (?, ?, ?, ?)",
+        [username, ip, _iso(now), int(ok)],
+    )
     if not ok:
         return None
     if _hasher.check_needs_rehash(row[4]):
-        db.execute("UPDATE web_users SET password_hash = ? WHERE id = ?", [_hasher.hash(password), row[0]])
+        db.execute(
+            "UPDATE web_users SET password_hash = ? WHERE id = ?", [_hasher.hash(password), row[0]]
+        )
     return User(row[0], row[1], row[2], row[3])
 
 
@@ -160,8 +183,9 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_session(db: sqlite_utils.Database, user: User, max_age: float, ip: str = "",
-                   user_agent: str = "") -> str:
+def create_session(
+    db: sqlite_utils.Database, user: User, max_age: float, ip: str = "", user_agent: str = ""
+) -> str:
     """A new random session token (for the cookie); only its hash is stored."""
     token = secrets.token_urlsafe(32)
     now = _now()
@@ -170,8 +194,15 @@ def create_session(db: sqlite_utils.Database, user: User, max_age: float, ip: st
         db.execute(
             "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at, ip, user_agent) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            [_token_hash(token), user.id, _iso(now), _iso(now + timedelta(seconds=max_age)), ip,
-             user_agent[:300]])
+            [
+                _token_hash(token),
+                user.id,
+                _iso(now),
+                _iso(now + timedelta(seconds=max_age)),
+                ip,
+                user_agent[:300],
+            ],
+        )
     return token
 
 
@@ -183,7 +214,8 @@ def session_user(db: sqlite_utils.Database, token: str | None) -> User | None:
         """SELECT u.id, u.username, u.role, u.email FROM web_sessions s
            JOIN web_users u ON u.id = s.user_id
            WHERE s.token_hash = ? AND s.expires_at > ?""",
-        [_token_hash(token), _iso(_now())]).fetchone()
+        [_token_hash(token), _iso(_now())],
+    ).fetchone()
     return User(*row) if row else None
 
 
@@ -194,6 +226,8 @@ def end_session(db: sqlite_utils.Database, token: str | None) -> None:
 
 def app_secret(db: sqlite_utils.Database, name: str = "secret_key") -> str:
     """A random secret generated once and kept in the archive (used when no env variable is set)."""
-    db.execute("INSERT OR IGNORE INTO web_settings (key, value) VALUES (?, ?)",
-               [name, secrets.token_urlsafe(48)])
+    db.execute(
+        "INSERT OR IGNORE INTO web_settings (key, value) VALUES (?, ?)",
+        [name, secrets.token_urlsafe(48)],
+    )
     return db.execute("SELECT value FROM web_settings WHERE key = ?", [name]).fetchone()[0]

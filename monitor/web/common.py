@@ -59,14 +59,24 @@ def csrf_token(request: Request) -> str:
     return csrf_token_for(request.app.state.secret, request.scope["state"]["csrf_cookie"])
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None,
-           status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """Render a Jinja2 template with user, csrf_token, nav and config in its context."""
-    ctx = {"user": current_user(request), "csrf_token": csrf_token(request),
-           "nav": visible_nav(request), "config": get_config(request)}
+    ctx = {
+        "user": current_user(request),
+        "csrf_token": csrf_token(request),
+        "nav": visible_nav(request),
+        "config": get_config(request),
+    }
     ctx.update(context or {})
-    return request.app.state.templates.TemplateResponse(request, template, ctx,
-                                                        status_code=status_code, headers=headers)
+    return request.app.state.templates.TemplateResponse(
+        request, template, ctx, status_code=status_code, headers=headers
+    )
 
 
 def visible_nav(request: Request) -> list[tuple[str, str]]:
@@ -99,20 +109,25 @@ def require_role(*roles: str) -> Callable:
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
             if roles and not user.has_role(*roles):
                 if _is_api(request):
-                    return JSONResponse({"error": "Your account may not use this."}, status_code=403)
+                    return JSONResponse(
+                        {"error": "Your account may not use this."}, status_code=403
+                    )
                 raise HTTPException(403, "Your account does not have access to this page.")
             return None
 
         if inspect.iscoroutinefunction(endpoint):
+
             @functools.wraps(endpoint)
             async def async_wrapper(request: Request):
                 return check(request) or await endpoint(request)
+
             async_wrapper.required_roles = roles  # type: ignore[attr-defined]
             return async_wrapper
 
         @functools.wraps(endpoint)
         def wrapper(request: Request):
             return check(request) or endpoint(request)
+
         wrapper.required_roles = roles  # type: ignore[attr-defined]
         return wrapper
 

@@ -15,10 +15,16 @@ NAV = [("Source health", "/admin/sources", ("admin",))]
 def sources_page(request: Request):
     report = aq.source_report(get_db(request))
     peak = max([max(r["weekly"]) for r in report] + [1])
-    return render(request, "admin/sources.html", {
-        "report": report, "peak": peak,
-        "index_status": request.app.state.index_holder.status(),
-        "warnings": sum(1 for r in report if r["warning"])})
+    return render(
+        request,
+        "admin/sources.html",
+        {
+            "report": report,
+            "peak": peak,
+            "index_status": request.app.state.index_holder.status(),
+            "warnings": sum(1 for r in report if r["warning"]),
+        },
+    )
 
 
 routes = [Route("/admin/sources", sources_page, methods=["GET"])]

@@ -24,8 +24,11 @@ def home(request: Request):
 
 
 def login_form(request: Request):
-    return render(request, "login.html", {"next": safe_next(request.query_params.get("next")),
-                                          "error": None, "username": ""})
+    return render(
+        request,
+        "login.html",
+        {"next": safe_next(request.query_params.get("next")), "error": None, "username": ""},
+    )
 
 
 async def login(request: Request):
@@ -37,18 +40,37 @@ async def login(request: Request):
     try:
         user = auth.check_login(db, username, password, client_ip(request))
     except auth.LoginThrottled as exc:
-        return render(request, "login.html", {"next": target, "error": str(exc),
-                                              "username": username}, status_code=429)
+        return render(
+            request,
+            "login.html",
+            {"next": target, "error": str(exc), "username": username},
+            status_code=429,
+        )
     if user is None:
-        return render(request, "login.html",
-                      {"next": target, "username": username,
-                       "error": "The user name or password is not right."}, status_code=401)
+        return render(
+            request,
+            "login.html",
+            {
+                "next": target,
+                "username": username,
+                "error": "The user name or password is not right.",
+            },
+            status_code=401,
+        )
     max_age = get_config(request).web.session_max_age
-    token = auth.create_session(db, user, max_age, client_ip(request),
-                                request.headers.get("user-agent", ""))
+    token = auth.create_session(
+        db, user, max_age, client_ip(request), request.headers.get("user-agent", "")
+    )
     response = see_other(target)
-    response.set_cookie(SESSION_COOKIE, token, max_age=int(max_age), httponly=True, samesite="lax",
-                        secure=request.app.state.secure_cookies, path="/")
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=int(max_age),
+        httponly=True,
+        samesite="lax",
+        secure=request.app.state.secure_cookies,
+        path="/",
+    )
     return response
 
 

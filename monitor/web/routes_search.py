@@ -19,17 +19,21 @@ from monitor import archive_queries as aq
 from monitor import saved_searches
 from monitor.errors import SearchQueryError
 from monitor.web.common import (
-    get_index,
     current_user,
     get_config,
     get_db,
+    get_index,
     render,
     require_role,
     see_other,
 )
 
 ROLES = ("analyst", "curator")
-NAV = [("Search", "/search", ROLES), ("Chart", "/chart", ROLES), ("Saved searches", "/saved", ROLES)]
+NAV = [
+    ("Search", "/search", ROLES),
+    ("Chart", "/chart", ROLES),
+    ("Saved searches", "/saved", ROLES),
+]
 _CACHE: dict = {}
 _CACHE_SECONDS = 60.0
 
@@ -47,8 +51,10 @@ def _known_values(request: Request) -> dict:
 
 def _labels(request: Request) -> dict:
     taxonomy = get_config(request).taxonomy
-    return {"region": {slug: getattr(c, "label", slug) for slug, c in taxonomy.regions.items()},
-            "topic": {slug: getattr(c, "label", slug) for slug, c in taxonomy.topics.items()}}
+    return {
+        "region": {slug: getattr(c, "label", slug) for slug, c in taxonomy.regions.items()},
+        "topic": {slug: getattr(c, "label", slug) for slug, c in taxonomy.topics.items()},
+    }
 
 
 @require_role(*ROLES)
@@ -59,17 +65,33 @@ def search_page(request: Request):
         params = aq.SearchParams.from_mapping(request.query_params)
     except SearchQueryError as exc:
         params, error = aq.SearchParams(), str(exc)
-    if error is None and (params.q or params.regions or params.topics or params.languages
-                          or params.sources or params.since or params.until):
+    if error is None and (
+        params.q
+        or params.regions
+        or params.topics
+        or params.languages
+        or params.sources
+        or params.since
+        or params.until
+    ):
         try:
             result = aq.search(get_db(request), params, index=get_index(request))
         except SearchQueryError as exc:
             error = str(exc)
-    return render(request, "search/search.html", {
-        "params": params, "result": result, "error": error, "labels": _labels(request),
-        "known": _known_values(request), "taxonomy": get_config(request).taxonomy,
-        "candidate_window": aq.CANDIDATE_WINDOW,
-    }, status_code=400 if error else 200)
+    return render(
+        request,
+        "search/search.html",
+        {
+            "params": params,
+            "result": result,
+            "error": error,
+            "labels": _labels(request),
+            "known": _known_values(request),
+            "taxonomy": get_config(request).taxonomy,
+            "candidate_window": aq.CANDIDATE_WINDOW,
+        },
+        status_code=400 if error else 200,
+    )
 
 
 def _export_params(request: Request) -> aq.SearchParams:
@@ -86,8 +108,11 @@ def export_csv(request: Request):
         rows = aq.export_rows(get_db(request), params)
     except SearchQueryError as exc:
         raise HTTPException(400, str(exc)) from None
-    return Response(aq.to_csv(rows), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": 'attachment; filename="search.csv"'})
+    return Response(
+        aq.to_csv(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": 'attachment; filename="search.csv"'},
+    )
 
 
 @require_role(*ROLES)
@@ -97,10 +122,16 @@ def export_json(request: Request):
         rows = aq.export_rows(get_db(request), params)
     except SearchQueryError as exc:
         raise HTTPException(400, str(exc)) from None
-    body = json.dumps({"params": params.as_dict(), "count": len(rows), "items": rows},
-                      ensure_ascii=False, indent=1)
-    return Response(body, media_type="application/json",
-                    headers={"content-disposition": 'attachment; filename="search.json"'})
+    body = json.dumps(
+        {"params": params.as_dict(), "count": len(rows), "items": rows},
+        ensure_ascii=False,
+        indent=1,
+    )
+    return Response(
+        body,
+        media_type="application/json",
+        headers={"content-disposition": 'attachment; filename="search.json"'},
+    )
 
 
 def _chart_cached(request: Request, kind: str, since: str, until: str, params: aq.SearchParams):
@@ -125,9 +156,10 @@ def chart_page(request: Request):
     since = query.get("since") or (today - timedelta(weeks=12)).isoformat()
     until = query.get("until") or today.isoformat()
     try:
-        params = aq.SearchParams.from_mapping({k: query.getlist(k) for k in
-                                               ("q", "region", "topic", "language", "source")}
-                                              | {"q": query.get("q", "")})
+        params = aq.SearchParams.from_mapping(
+            {k: query.getlist(k) for k in ("q", "region", "topic", "language", "source")}
+            | {"q": query.get("q", "")}
+        )
         date.fromisoformat(since), date.fromisoformat(until)
         data = _chart_cached(request, kind, since, until, params)
     except ValueError:
@@ -135,10 +167,21 @@ def chart_page(request: Request):
     except SearchQueryError as exc:
         params, error = aq.SearchParams(), str(exc)
     chart = _chart_geometry(data) if data else None
-    return render(request, "search/chart.html", {
-        "kind": kind, "since": since, "until": until, "params": params, "data": data,
-        "chart": chart, "error": error, "labels": _labels(request)},
-        status_code=400 if error else 200)
+    return render(
+        request,
+        "search/chart.html",
+        {
+            "kind": kind,
+            "since": since,
+            "until": until,
+            "params": params,
+            "data": data,
+            "chart": chart,
+            "error": error,
+            "labels": _labels(request),
+        },
+        status_code=400 if error else 200,
+    )
 
 
 PALETTE = ("#0b4f9c", "#b3460f", "#1f7a3a", "#7a2f8f", "#8a6d00", "#1b6f7a", "#a01616", "#4a5561")
@@ -162,8 +205,15 @@ def _chart_geometry(data: dict) -> dict:
     ticks = sorted({0, peak // 2, peak})
     every = max(1, len(weeks) // 8)
     xlabels = [(round(left + j * step, 1), w[5:]) for j, w in enumerate(weeks) if j % every == 0]
-    return {"width": width, "height": height, "left": left, "series": series,
-            "yticks": [(y(t), t) for t in ticks], "xlabels": xlabels, "axis_y": height - bottom}
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "series": series,
+        "yticks": [(y(t), t) for t in ticks],
+        "xlabels": xlabels,
+        "axis_y": height - bottom,
+    }
 
 
 @require_role(*ROLES)
@@ -178,10 +228,17 @@ def item_page(request: Request):
 @require_role(*ROLES)
 def saved_page(request: Request, error: str | None = None, status: int = 200):
     user = current_user(request)
-    return render(request, "search/saved.html", {
-        "searches": saved_searches.list_for(get_db(request), user.id), "error": error,
-        "params": aq.SearchParams(), "prefill": request.query_params.get("from", "")},
-        status_code=status)
+    return render(
+        request,
+        "search/saved.html",
+        {
+            "searches": saved_searches.list_for(get_db(request), user.id),
+            "error": error,
+            "params": aq.SearchParams(),
+            "prefill": request.query_params.get("from", ""),
+        },
+        status_code=status,
+    )
 
 
 @require_role(*ROLES)
@@ -194,8 +251,14 @@ async def saved_create(request: Request):
         params = aq.SearchParams.from_mapping(parse_qs(str(form.get("search", ""))))
         if not (params.q or params.regions or params.topics or params.languages or params.sources):
             raise SearchQueryError("Run a search first, then save it (the query is empty).")
-        saved_searches.save(get_db(request), user.id, str(form.get("name", "")), params,
-                            str(form.get("frequency", "")), str(form.get("email") or user.email or ""))
+        saved_searches.save(
+            get_db(request),
+            user.id,
+            str(form.get("name", "")),
+            params,
+            str(form.get("frequency", "")),
+            str(form.get("email") or user.email or ""),
+        )
     except SearchQueryError as exc:
         return saved_page.__wrapped__(request, error=str(exc), status=400)
     return see_other("/saved")
