@@ -394,3 +394,24 @@ def m301_tagging_cluster_df(db: sqlite_utils.Database) -> None:
 def m502_web_source_volume_index(db: sqlite_utils.Database) -> None:
     """Source health (issue 5): weekly volume per source without scanning item_sources."""
     db.execute("CREATE INDEX IF NOT EXISTS item_sources_seen ON item_sources(first_seen, source)")
+
+
+@migration
+def m302_tagging_fts_update_trigger(db: sqlite_utils.Database) -> None:
+    """Re-index an item in items_fts only when its title, summary or text change: tagging and
+    clustering update other columns of every item, which re-indexed the whole text each time."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'items_au'").fetchone()
+    if row is None or " OF " in row[0].upper():
+        return
+    db.executescript(
+        """
+        DROP TRIGGER IF EXISTS "items_au";
+        CREATE TRIGGER IF NOT EXISTS "items_au" AFTER UPDATE OF "title", "summary", "text" ON "items"
+        BEGIN
+          INSERT INTO "items_fts" ("items_fts", rowid, "title", "summary", "text")
+            VALUES('delete', old.rowid, old."title", old."summary", old."text");
+          INSERT INTO "items_fts" (rowid, "title", "summary", "text")
+            VALUES (new.rowid, new."title", new."summary", new."text");
+        END;
+        """
+    )
