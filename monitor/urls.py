@@ -72,7 +72,10 @@ def canonical_url(url: str, base: str | None = None) -> str | None:
     if len(path) > 1:
         path = path.rstrip("/") or "/"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
-    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), ""))
+    # A "#!" fragment is a route (AJAX-crawlable sites), not a place on the page: dropping it
+    # would merge every article of such a site into one row.
+    fragment = parts.fragment if parts.fragment.startswith("!") else ""
+    return urlunsplit((scheme, netloc, path, urlencode(sorted(query)), fragment))
 
 
 def _is_tracking(name: str) -> bool:
@@ -94,6 +97,8 @@ def url_key(url: str) -> str | None:
     key = host + parts.path
     if parts.query:
         key += "?" + parts.query
+    if parts.fragment:
+        key += "#" + parts.fragment
     return key
 
 

@@ -156,3 +156,13 @@ def test_trusted_canonical_on_the_same_site():
 ])
 def test_untrusted_canonical_links(canonical):
     assert trusted_canonical(canonical, "https://www.example.org/news/story-1") is None
+
+
+def test_hashbang_routes_stay_distinct():
+    # "#!" fragments route to different articles on AJAX-crawlable sites; plain fragments do not.
+    one, two = "https://example.org/#!/news/1", "https://example.org/#!/news/2"
+    assert canonical_url("https://example.org/?utm_source=x#!/news/1") == one
+    assert canonical_url(one) != canonical_url(two)
+    assert url_key(one) != url_key(two)
+    assert url_key("http://www.example.org/#!/news/1") == url_key(one)
+    assert canonical_url("https://example.org/news/1#section-2") == "https://example.org/news/1"
