@@ -29,6 +29,8 @@ _PERSON_FIELD = re.compile(
 )
 _WHITESPACE = re.compile(r"\s+")
 MAX_TITLE = 1000
+# feedparser flags these as "bozo" although the document itself is fine.
+_HARMLESS = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
 MAX_SUMMARY = 5000
 
 
@@ -96,14 +98,13 @@ def parse_feed(data: bytes, url: str, content_type: str | None = None,
     if not raw_entries:
         if _looks_like_html(data):
             raise ParseError(url, "This address returns a web page, not a feed (RSS or Atom).")
-        if parsed.bozo:
+        if parsed.bozo and not isinstance(parsed.get("bozo_exception"), _HARMLESS):
             reason = _bozo_reason(parsed.get("bozo_exception"))
             raise ParseError(url, f"The feed could not be read: {reason}.")
         if not parsed.version:
             raise ParseError(url, "This address does not return an RSS or Atom feed.")
         return FeedResult(title=html_to_text(parsed.feed.get("title")), language=None, entries=[])
-    harmless = (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
-    if parsed.bozo and not isinstance(parsed.get("bozo_exception"), harmless):
+    if parsed.bozo and not isinstance(parsed.get("bozo_exception"), _HARMLESS):
         warnings.append(f"The feed is malformed ({_bozo_reason(parsed.get('bozo_exception'))}); "
                         f"{min(len(raw_entries), max_entries)} entries could still be read.")
     if total > max_entries or len(raw_entries) > max_entries:
@@ -170,7 +171,7 @@ def _bozo_reason(exc: object) -> str:
 
 def _language(value: object) -> str | None:
     if isinstance(value, str):
-        match = re.match(r"^\s*([A-Za-z]{2})\b", value)
+        match = re.match(r"^\s*([A-Za-z]{2})(?![A-Za-z])", value)
         if match:
             return match.group(1).lower()
     return None

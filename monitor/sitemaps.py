@@ -25,7 +25,7 @@ def parse_sitemap(data: bytes, url: str, max_entries: int = 5000) -> SitemapResu
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.GzipFile(fileobj=__import__("io").BytesIO(data)).read(50_000_000)
-        except OSError:
+        except (OSError, EOFError):
             raise ParseError(url, "The sitemap is a damaged gzip file.") from None
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
                              load_dtd=False, recover=True)

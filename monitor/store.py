@@ -281,6 +281,8 @@ def fts_query(user_query: str) -> str:
             continue
         if token == "(":
             depth += 1
+            if out and out[-1] not in ("AND", "OR", "NOT", "("):
+                out.append("AND")  # FTS5 wants an operator before a group: "a (b OR c)"
             out.append(token)
             continue
         if token == ")":
@@ -296,6 +298,8 @@ def fts_query(user_query: str) -> str:
                 raise SearchQueryError("A word with '-' in front must follow another word.")
             out.append("NOT")
         if token.startswith('"'):
+            if out and out[-1] == ")":
+                out.append("AND")
             phrase = token.strip('"').replace('"', "")
             words = _BAREWORD.findall(phrase)
             if not words:
@@ -305,13 +309,17 @@ def fts_query(user_query: str) -> str:
         words = _BAREWORD.findall(token)
         if not words:
             continue
+        if out and out[-1] == ")":
+            out.append("AND")
         for word in words:
             prefix = word.endswith("*")
             word = word.rstrip("*")
             out.append(f'"{word}"' + ("*" if prefix else ""))
     if depth:
         raise SearchQueryError("The search has an opening bracket that is never closed.")
-    if not out or out[-1] in ("AND", "OR", "NOT"):
+    if not out:
+        raise SearchQueryError("The search has no words to look for.")
+    if out[-1] in ("AND", "OR", "NOT"):
         raise SearchQueryError("The search ends with an operator: add a word after it.")
     if all(t in ("AND", "OR", "NOT", "(", ")") for t in out):
         raise SearchQueryError("The search has no words to look for.")

@@ -68,12 +68,10 @@ def test_real_feed_parses(name):
     assert result.entries[0]["title"] == html_to_text(expected["first_entry_title"], 1000)
     if expected["entries_with_parsed_date"] == expected["entries"]:
         assert all(e["published"] for e in result.entries)
-    if expected["language"] and "_" not in expected["language"]:  # en_US: see the xfail below
+    if expected["language"]:
         assert result.language == expected["language"][:2].lower()
 
 
-@pytest.mark.xfail(strict=True, reason="monitor/feeds.py _language: r'^([A-Za-z]{2})\\b' does not "
-                   "match 'en_US' ('_' is a word character), so the declared language is lost")
 def test_language_with_underscore_region():
     result = parse_feed((FEEDS / "real" / "feed-rs__rss_2.0_nbcny.xml").read_bytes(), FEED_URL)
     assert result.language == "en"
@@ -268,8 +266,6 @@ def test_not_a_sitemap_is_a_sentence():
         parse_sitemap(b"\x1f\x8b\x09garbage-after-a-bad-method", "https://example.org/s.xml.gz")
 
 
-@pytest.mark.xfail(strict=True, raises=EOFError, reason="monitor/sitemaps.py catches OSError only; "
-                   "a truncated gzip body raises EOFError, which escapes as a non-MonitorError")
 def test_truncated_gzip_sitemap_is_a_sentence():
     with pytest.raises(ParseError, match="damaged gzip"):
         parse_sitemap(gzip.compress(NEWS_SITEMAP)[:40], "https://example.org/s.xml.gz")
@@ -354,8 +350,5 @@ def test_valid_feed_with_no_entries_is_not_an_error():
     assert parse_feed(EMPTY_FEED, FEED_URL, content_type="application/rss+xml").entries == []
 
 
-@pytest.mark.xfail(strict=True, raises=ParseError, reason="monitor/feeds.py parse_feed: with no "
-                   "Content-Type header feedparser sets bozo=NonXMLContentType; the no-entries branch "
-                   "treats that harmless flag as fatal ('no Content-type specified.')")
 def test_valid_empty_feed_served_without_content_type():
     assert parse_feed(EMPTY_FEED, FEED_URL).entries == []

@@ -108,8 +108,6 @@ def test_or_and_not(archive):
     assert _titles(config, "(Meloni OR Albares) AND Trump") == {CORRIERE, ELDIARIO}
 
 
-@pytest.mark.xfail(strict=True, raises=SearchQueryError, reason="monitor/store.py fts_query: no AND "
-                   "is inserted between a word and a bracket group, which FTS5 rejects as a syntax error")
 @pytest.mark.parametrize("query", ["(Meloni OR Albares) Trump", "Trump (Meloni OR Albares)"])
 def test_bracket_group_next_to_a_word(archive, query):
     _, config = archive

@@ -158,8 +158,6 @@ def test_unsubscribe_page_shows_a_button_and_the_post_unsubscribes(site_web):
     assert sub["status"] == "unsubscribed" and sub["unsubscribe_how"] == "page"
 
 
-@pytest.mark.xfail(reason="needs CSRF_EXEMPT prefixes in monitor/web/app.py (asked of its owner)",
-                   strict=True)
 def test_one_click_unsubscribe_needs_no_cookie_or_token(site_web):
     """RFC 8058: the mail client POSTs List-Unsubscribe=One-Click to the List-Unsubscribe URL."""
     web, _ = site_web

@@ -279,7 +279,11 @@ class CsrfMiddleware:
                 )
             await send(message)
 
-        if scope["method"] not in UNSAFE_METHODS or scope["path"] in self.exempt:
+        path = scope["path"]
+        # An exempt entry ending in "/" covers every path below it (token-bearing URLs such as
+        # the RFC 8058 one-click unsubscribe, which mail clients POST without cookies).
+        if scope["method"] not in UNSAFE_METHODS or any(
+                path == p or (p.endswith("/") and path.startswith(p)) for p in self.exempt):
             return await self.app(scope, receive, send_with_cookie)
 
         body = b""
