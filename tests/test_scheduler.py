@@ -137,3 +137,20 @@ def test_run_once_records_a_failing_source_without_stopping_the_others(tmp_path,
     assert rows["good"] == (0, None)
     assert rows["broken"][0] == 1 and "404" in rows["broken"][1]
     assert _rows(tmp_path, "SELECT count(*) FROM items") == [(1,)]
+
+
+def test_run_once_stops_a_hanging_source_at_its_time_limit(tmp_path, site):
+    feed = site.add("/ok.xml", rss([{"title": "Reception crisis in Ter Apel", "link": site.url("/ok/1")}]))
+    config = write_config(tmp_path, sources=[
+        feed_source("hangs", site.url("/hostile/hang"), full_text=False),
+        feed_source("good", feed, full_text=False),
+    ], crawl={"timeout": "120s", "retries": 0, "source_time_limit": "15s"})
+    result = run_monitor(config, "run", "--once", timeout=100)
+    assert result.returncode == 0, result.stderr
+    rows = {name: (failures, error) for name, failures, error in _rows(
+        tmp_path, "SELECT name, consecutive_failures, last_error FROM sources")}
+    assert rows["good"] == (0, None)
+    assert rows["hangs"] == (1, "The crawl of this source was stopped after 15 seconds.")
+    assert _rows(tmp_path, "SELECT source, error FROM fetch_log") == [
+        ("hangs", "The crawl of this source was stopped after 15 seconds.")]
+    assert _rows(tmp_path, "SELECT count(*) FROM items") == [(1,)]
