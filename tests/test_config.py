@@ -1,4 +1,4 @@
-"""config.toml: the bundled file is valid; invalid files are refused with a sentence naming file and key."""
+"""config.toml: the bundled file is valid; bad files are refused naming the file and the key."""
 
 from __future__ import annotations
 
@@ -65,17 +65,33 @@ INVALID = {
     "unknown top-level section": (_unknown_section, "mailer", "unknown key"),
     "unknown key in [crawl]": (_crawl_unknown, "crawl.proxy", "unknown key"),
     "bad kind": (lambda: _with_sources(_source(kind="podcast")), "kind", "must be one of"),
-    "duplicate name": (lambda: _with_sources(_source(), _source(url="https://example.org/b.xml")),
-                       "name", "used by another source"),
-    "missing url": (lambda: _with_sources({"name": "no-url", "kind": "feed"}), "url", "is required"),
-    "javascript url": (lambda: _with_sources(_source(url="javascript:alert(1)")), "url",
-                       "http:// or https://"),
+    "duplicate name": (
+        lambda: _with_sources(_source(), _source(url="https://example.org/b.xml")),
+        "name",
+        "used by another source",
+    ),
+    "missing url": (
+        lambda: _with_sources({"name": "no-url", "kind": "feed"}),
+        "url",
+        "is required",
+    ),
+    "javascript url": (
+        lambda: _with_sources(_source(url="javascript:alert(1)")),
+        "url",
+        "http:// or https://",
+    ),
     "bad every": (lambda: _with_sources(_source(every="hourly")), "every", "not a duration"),
     "zero every": (lambda: _with_sources(_source(every="0m")), "every", "longer than zero"),
-    "page without selector": (lambda: _with_sources(_source(kind="page")), "link_selector",
-                              "required for a 'page' source"),
-    "unknown region": (lambda: _with_sources(_source(regions=["atlantis"])), "regions",
-                       "'atlantis' is not a configured region"),
+    "page without selector": (
+        lambda: _with_sources(_source(kind="page")),
+        "link_selector",
+        "required for a 'page' source",
+    ),
+    "unknown region": (
+        lambda: _with_sources(_source(regions=["atlantis"])),
+        "regions",
+        "'atlantis' is not a configured region",
+    ),
     "bad time zone": (_bad_timezone, "digest.timezone", "not a known time zone"),
 }
 
@@ -90,7 +106,9 @@ def test_invalid_config_is_refused_with_file_and_key(tmp_path, case):
     assert sentence.startswith(f"{path}: ") and key in caught.value.key and message in sentence
 
 
-@pytest.mark.parametrize("case", ["unknown key in [crawl]", "page without selector", "bad time zone"])
+@pytest.mark.parametrize(
+    "case", ["unknown key in [crawl]", "page without selector", "bad time zone"]
+)
 def test_cli_refuses_invalid_config_with_exit_code_2_and_no_traceback(tmp_path, case):
     build, key, message = INVALID[case]
     path = _write_raw(tmp_path, build())
@@ -103,7 +121,9 @@ def test_cli_refuses_invalid_config_with_exit_code_2_and_no_traceback(tmp_path, 
 
 
 def test_source_errors_name_the_source(tmp_path):
-    path = _write_raw(tmp_path, _with_sources(_source(), _source(name="bad-one", every="sometimes")))
+    path = _write_raw(
+        tmp_path, _with_sources(_source(), _source(name="bad-one", every="sometimes"))
+    )
     with pytest.raises(ConfigError, match=r"sources\[1\] \(bad-one\)\.every"):
         load_config(path)
 
@@ -170,9 +190,12 @@ def test_written_test_config_round_trips():
     assert tomllib.loads(tomli_w.dumps(base_config()))["crawl"]["allow_hosts"] == ["127.0.0.1"]
 
 
-@pytest.mark.xfail(strict=True, reason="monitor/config.py _Reader.duration (line 241): a bare number "
-                   "is returned before the 'must be longer than zero' check, so every = 0 or -5 is "
-                   "accepted and the source is due on every scheduler tick")
+@pytest.mark.xfail(
+    strict=True,
+    reason="monitor/config.py _Reader.duration (line 241): a bare number "
+    "is returned before the 'must be longer than zero' check, so every = 0 or -5 is "
+    "accepted and the source is due on every scheduler tick",
+)
 @pytest.mark.parametrize("every", [0, -5])
 def test_numeric_every_must_be_positive(tmp_path, every):
     path = _write_raw(tmp_path, _with_sources(_source(every=every)))
@@ -180,8 +203,11 @@ def test_numeric_every_must_be_positive(tmp_path, every):
         load_config(path)
 
 
-@pytest.mark.xfail(strict=True, reason="monitor/config.py line 278: database = \"\" becomes the config "
-                   "folder itself; the error only appears later, when the archive cannot be opened")
+@pytest.mark.xfail(
+    strict=True,
+    reason='monitor/config.py line 278: database = "" becomes the config '
+    "folder itself; the error only appears later, when the archive cannot be opened",
+)
 def test_empty_database_path_is_refused(tmp_path):
     path = _write_raw(tmp_path, {**base_config(), "storage": {"database": ""}})
     with pytest.raises(ConfigError, match="storage.database"):

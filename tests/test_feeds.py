@@ -17,8 +17,12 @@ from monitor.sitemaps import parse_sitemap
 from tests.helpers import DATA
 
 FEEDS = DATA / "feeds"
-REAL_MANIFEST = json.loads((FEEDS / "real" / "MANIFEST.feedparser.json").read_text("utf-8"))["files"]
-BROKEN_MANIFEST = json.loads((FEEDS / "malformed" / "MANIFEST.feedparser.json").read_text("utf-8"))["files"]
+REAL_MANIFEST = json.loads((FEEDS / "real" / "MANIFEST.feedparser.json").read_text("utf-8"))[
+    "files"
+]
+BROKEN_MANIFEST = json.loads((FEEDS / "malformed" / "MANIFEST.feedparser.json").read_text("utf-8"))[
+    "files"
+]
 FEED_URL = "https://feeds.example.org/news/rss"
 # feedparser's quadratic person-field regexes take ~30 s of CPU on 64 KB; real parses take < 1 s.
 CPU_BOUND = 5.0
@@ -50,7 +54,9 @@ def _assert_clean(entries):
 def test_manifests_list_every_file():
     for folder, manifest in (("real", REAL_MANIFEST), ("malformed", BROKEN_MANIFEST)):
         files = {p.name for p in (FEEDS / folder).iterdir() if p.is_file()} - {
-            "MANIFEST.feedparser.json", "SOURCES.md"}
+            "MANIFEST.feedparser.json",
+            "SOURCES.md",
+        }
         assert files == set(manifest)
     assert len(REAL_MANIFEST) >= 40
 
@@ -82,20 +88,25 @@ def test_real_feed_text_decodes_without_replacement_characters(name):
     data = (FEEDS / "real" / name).read_bytes()
     theirs = feedparser.parse(data)
     # Only where the captured bytes themselves are readable (some feeds carry U+FFFD already).
-    readable = not any("\ufffd" in (e.get("title", "") + e.get("summary", "")) for e in theirs.entries)
+    readable = not any(
+        "\ufffd" in (e.get("title", "") + e.get("summary", "")) for e in theirs.entries
+    )
     result = parse_feed(data, FEED_URL)
     if readable:
         assert not any("\ufffd" in e["title"] + e["summary"] for e in result.entries)
 
 
-@pytest.mark.parametrize(("name", "sample"), [
-    ("miniflux__encoding_WINDOWS-1251.xml", "\u0430"),   # Cyrillic from windows-1251 bytes
-    ("node-feedparser__iconv.xml", "\u0430"),
-    ("feeder__golem-de.xml", "ü"),                       # German from ISO-8859-1 bytes
-    ("rss-parser__uolNoticias.rss", "ç"),                # Portuguese from windows-1252 bytes
-    ("miniflux__urdu_UTF8.xml", "\u06cc"),               # Urdu
-    ("feed-rs__rss_2.0_spiegel.xml", "ä"),
-])
+@pytest.mark.parametrize(
+    ("name", "sample"),
+    [
+        ("miniflux__encoding_WINDOWS-1251.xml", "\u0430"),  # Cyrillic from windows-1251 bytes
+        ("node-feedparser__iconv.xml", "\u0430"),
+        ("feeder__golem-de.xml", "ü"),  # German from ISO-8859-1 bytes
+        ("rss-parser__uolNoticias.rss", "ç"),  # Portuguese from windows-1252 bytes
+        ("miniflux__urdu_UTF8.xml", "\u06cc"),  # Urdu
+        ("feed-rs__rss_2.0_spiegel.xml", "ä"),
+    ],
+)
 def test_declared_encodings_are_decoded(name, sample):
     entries = parse_feed((FEEDS / "real" / name).read_bytes(), FEED_URL).entries
     text = " ".join(e["title"] + " " + e["summary"] for e in entries)
@@ -149,15 +160,19 @@ def test_empty_body_is_a_sentence():
 
 
 def _rss(item_xml: str) -> bytes:
-    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
-            f"<link>https://example.org/</link>{item_xml}</channel></rss>").encode()
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        f"<link>https://example.org/</link>{item_xml}</channel></rss>"
+    ).encode()
 
 
 def test_64_kb_author_field_parses_quickly():
     author = "A" * 65536
-    data = _rss(f"<item><title>Boat arrives</title><link>https://example.org/a</link>"
-                f"<author>{author}</author><dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'>"
-                f"{author}</dc:creator></item>")
+    data = _rss(
+        f"<item><title>Boat arrives</title><link>https://example.org/a</link>"
+        f"<author>{author}</author><dc:creator xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+        f"{author}</dc:creator></item>"
+    )
     result, cpu = _cpu_parse(data, content_type="application/rss+xml")
     assert not isinstance(result, ParseError), result
     assert cpu < 1.0
@@ -172,7 +187,8 @@ def test_titles_with_markup_and_unsafe_links():
         "<guid isPermaLink='false'>x</guid></item>"
         "<item><title>Data link</title><link>data:text/html,hi</link></item>"
         "<item><title>&lt;i&gt;Rescue&lt;/i&gt; off Lampedusa</title>"
-        "<link>/news/rescue?utm_source=rss</link></item>")
+        "<link>/news/rescue?utm_source=rss</link></item>"
+    )
     result = parse_feed(data, "https://example.org/feed")
     assert [e["title"] for e in result.entries] == ["Rescue off Lampedusa"]
     assert result.entries[0]["link"] == "https://example.org/news/rescue?utm_source=rss"
@@ -180,19 +196,23 @@ def test_titles_with_markup_and_unsafe_links():
 
 
 def test_absurd_dates_are_dropped():
-    data = _rss("<item><title>Old</title><link>https://example.org/1</link>"
-                "<pubDate>Mon, 01 Jan 1900 00:00:00 GMT</pubDate></item>"
-                "<item><title>Future</title><link>https://example.org/2</link>"
-                "<pubDate>Mon, 01 Jan 2091 00:00:00 GMT</pubDate></item>"
-                "<item><title>Good</title><link>https://example.org/3</link>"
-                "<pubDate>Mon, 30 Nov 2026 10:00:00 +0100</pubDate></item>")
+    data = _rss(
+        "<item><title>Old</title><link>https://example.org/1</link>"
+        "<pubDate>Mon, 01 Jan 1900 00:00:00 GMT</pubDate></item>"
+        "<item><title>Future</title><link>https://example.org/2</link>"
+        "<pubDate>Mon, 01 Jan 2091 00:00:00 GMT</pubDate></item>"
+        "<item><title>Good</title><link>https://example.org/3</link>"
+        "<pubDate>Mon, 30 Nov 2026 10:00:00 +0100</pubDate></item>"
+    )
     published = [e["published"] for e in parse_feed(data, FEED_URL).entries]
     assert published == [None, None, "2026-11-30T09:00:00Z"]
 
 
 def test_huge_feed_is_capped_with_a_warning():
-    items = "".join(f"<item><title>n{i}</title><link>https://example.org/{i}</link></item>"
-                    for i in range(20_000))
+    items = "".join(
+        f"<item><title>n{i}</title><link>https://example.org/{i}</link></item>"
+        for i in range(20_000)
+    )
     result, cpu = _cpu_parse(_rss(items), max_entries=500)
     assert len(result.entries) == 500
     assert any("20,000 entries" in w for w in result.warnings)
@@ -222,7 +242,8 @@ NEWS_SITEMAP = b"""<?xml version="1.0" encoding="UTF-8"?>
     <news:news><news:publication><news:name>Rzeczpospolita</news:name>
       <news:language>pl</news:language></news:publication>
       <news:publication_date>2025-02-02T21:52:43+01:00</news:publication_date>
-      <news:title>Niemcy. Sta\xc5\x82e zamkni\xc4\x99cie granic jedynie kwesti\xc4\x85 czasu</news:title>
+      <news:title>Niemcy. Sta\xc5\x82e zamkni\xc4\x99cie granic jedynie
+      kwesti\xc4\x85 czasu</news:title>
     </news:news></url>
   <url><loc>javascript:alert(1)</loc></url>
   <url><loc>/relative/story-2</loc></url>
@@ -233,7 +254,8 @@ def test_news_sitemap_entries():
     result = parse_sitemap(NEWS_SITEMAP, "https://www.rp.pl/sitemap-news.xml")
     assert [e["link"] for e in result.entries] == [
         "https://www.rp.pl/polityka/art41756471-niemcy-stale-zamkniecie-granic",
-        "https://www.rp.pl/relative/story-2"]
+        "https://www.rp.pl/relative/story-2",
+    ]
     first = result.entries[0]
     assert first["title"] == "Niemcy. Stałe zamknięcie granic jedynie kwestią czasu"
     assert first["published"] == "2025-02-02T20:52:43Z"
@@ -255,8 +277,10 @@ def test_sitemap_index_lists_children():
 </sitemapindex>"""
     result = parse_sitemap(data, "https://example.org/sitemap.xml")
     assert result.entries == []
-    assert result.children == ["https://example.org/sitemap-news-1.xml",
-                               "https://example.org/sitemap-news-2.xml"]
+    assert result.children == [
+        "https://example.org/sitemap-news-1.xml",
+        "https://example.org/sitemap-news-2.xml",
+    ]
 
 
 def test_not_a_sitemap_is_a_sentence():
@@ -274,10 +298,29 @@ def test_truncated_gzip_sitemap_is_a_sentence():
 # -- address policy -------------------------------------------------------------------------------
 
 PUBLIC = ["8.8.8.8", "193.0.6.139", "2a00:1450:4001:80b::200e", "1.1.1.1"]
-PRIVATE = ["10.0.0.1", "10.255.255.254", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-           "127.0.0.1", "127.1.2.3", "::1", "fc00::1", "fd12:3456::1", "fe80::1", "fe80::1%eth0",
-           "169.254.169.254", "0.0.0.0", "::", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-           "::ffff:169.254.169.254", "::ffff:7f00:1", "224.0.0.1", "[::1]"]
+PRIVATE = [
+    "10.0.0.1",
+    "10.255.255.254",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "127.0.0.1",
+    "127.1.2.3",
+    "::1",
+    "fc00::1",
+    "fd12:3456::1",
+    "fe80::1",
+    "fe80::1%eth0",
+    "169.254.169.254",
+    "0.0.0.0",
+    "::",
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "::ffff:7f00:1",
+    "224.0.0.1",
+    "[::1]",
+]
 
 
 @pytest.mark.parametrize("address", PUBLIC)
@@ -324,10 +367,16 @@ def test_allow_hosts_by_name():
     assert not policy.host_allowed("example.org")
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/feed", "http://[::1]/feed", "http://10.1.2.3/x",
-    "http://169.254.169.254/latest/meta-data/", "http://[::ffff:127.0.0.1]/x",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/feed",
+        "http://[::1]/feed",
+        "http://10.1.2.3/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]/x",
+    ],
+)
 def test_check_url_refuses_private_literals_with_a_sentence(url):
     reason = AddressPolicy().check_url(url)
     assert reason and "private or local network address" in reason and "allow_hosts" in reason
@@ -342,8 +391,10 @@ def test_check_url_scheme_and_names():
     assert AddressPolicy(["127.0.0.1"]).check_url("http://127.0.0.1:9/feed") is None
 
 
-EMPTY_FEED = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet week</title>'
-              b"<link>https://example.org/</link></channel></rss>")
+EMPTY_FEED = (
+    b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet week</title>'
+    b"<link>https://example.org/</link></channel></rss>"
+)
 
 
 def test_valid_feed_with_no_entries_is_not_an_error():

@@ -1,4 +1,4 @@
-"""The scheduler: the database decides what is due (pure), and `monitor run --once` crawls it once."""
+"""The scheduler: the database decides what is due (pure); `monitor run --once` crawls it."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def test_never_crawled_source_is_due_now():
 def test_recently_crawled_source_is_not_due():
     health = {"ngo": {"last_attempt": _iso(NOW - timedelta(minutes=10)), "consecutive_failures": 0}}
     assert due_sources([_source(every=3600)], health, NOW) == []
-    assert next_due(_source(every=3600), health["ngo"]["last_attempt"], 0) == NOW + timedelta(minutes=50)
+    assert next_due(_source(every=3600), health["ngo"]["last_attempt"], 0) == NOW + timedelta(
+        minutes=50
+    )
 
 
 def test_source_is_due_once_its_interval_has_passed():
@@ -45,9 +47,20 @@ def test_disabled_and_running_sources_are_never_due():
     assert due_sources([_source()], {}, NOW, running={"ngo"}) == []
 
 
-@pytest.mark.parametrize(("failures", "hours"), [
-    (0, 1), (1, 1), (2, 2), (3, 4), (4, 8), (5, 16), (6, 24), (7, 24), (50, 24),
-])
+@pytest.mark.parametrize(
+    ("failures", "hours"),
+    [
+        (0, 1),
+        (1, 1),
+        (2, 2),
+        (3, 4),
+        (4, 8),
+        (5, 16),
+        (6, 24),
+        (7, 24),
+        (50, 24),
+    ],
+)
 def test_failing_source_backs_off_exponentially_up_to_a_day(failures, hours):
     last = _iso(NOW)
     assert next_due(_source(every=3600), last, failures) == NOW + timedelta(hours=hours)
@@ -56,14 +69,16 @@ def test_failing_source_backs_off_exponentially_up_to_a_day(failures, hours):
 def test_back_off_never_shortens_a_long_interval():
     weekly = _source(every=7 * 86400)
     assert next_due(weekly, _iso(NOW), 30) == NOW + timedelta(days=7)
-    assert MAX_BACKOFF == timedelta(hours=24)
+    assert timedelta(hours=24) == MAX_BACKOFF
 
 
 def test_longest_overdue_first():
     sources = [_source("a"), _source("b"), _source("c")]
-    health = {"a": {"last_attempt": _iso(NOW - timedelta(hours=2))},
-              "b": {"last_attempt": None},
-              "c": {"last_attempt": _iso(NOW - timedelta(hours=5))}}
+    health = {
+        "a": {"last_attempt": _iso(NOW - timedelta(hours=2))},
+        "b": {"last_attempt": None},
+        "c": {"last_attempt": _iso(NOW - timedelta(hours=5))},
+    }
     assert [s.name for s in due_sources(sources, health, NOW)] == ["b", "c", "a"]
 
 
@@ -91,6 +106,7 @@ def test_due_sources_is_pure():
 
 # -- `monitor run --once` against a loopback site --------------------------------------------------
 
+
 def _rows(config_dir, sql):
     conn = sqlite3.connect(config_dir / "data" / "monitor.db")
     try:
@@ -100,22 +116,39 @@ def _rows(config_dir, sql):
 
 
 def test_run_once_crawls_each_due_source_once_then_nothing(tmp_path, site):
-    feed_a = site.add("/a.xml", rss([{"title": f"Rescue {i} off Lampedusa", "link": site.url(f"/a/{i}"),
-                                      "pubDate": "Mon, 30 Nov 2026 10:00:00 GMT"} for i in range(3)]))
+    feed_a = site.add(
+        "/a.xml",
+        rss(
+            [
+                {
+                    "title": f"Rescue {i} off Lampedusa",
+                    "link": site.url(f"/a/{i}"),
+                    "pubDate": "Mon, 30 Nov 2026 10:00:00 GMT",
+                }
+                for i in range(3)
+            ]
+        ),
+    )
     feed_b = site.add("/b.xml", rss([{"title": "Pushback at Evros", "link": site.url("/b/1")}]))
-    config = write_config(tmp_path, sources=[
-        feed_source("feed-a", feed_a, full_text=False),
-        feed_source("feed-b", feed_b, full_text=False, every="6h"),
-        feed_source("paused", site.url("/paused.xml"), enabled=False),
-    ])
+    config = write_config(
+        tmp_path,
+        sources=[
+            feed_source("feed-a", feed_a, full_text=False),
+            feed_source("feed-b", feed_b, full_text=False, every="6h"),
+            feed_source("paused", site.url("/paused.xml"), enabled=False),
+        ],
+    )
     result = run_monitor(config, "run", "--once")
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert site.hits("/a.xml") == 1 and site.hits("/b.xml") == 1 and site.hits("/paused.xml") == 0
     health = dict(_rows(tmp_path, "SELECT name, last_attempt IS NOT NULL FROM sources"))
     assert health == {"feed-a": 1, "feed-b": 1, "paused": 0}
-    assert _rows(tmp_path, "SELECT name, consecutive_failures, last_success IS NOT NULL FROM sources "
-                           "WHERE enabled ORDER BY name") == [("feed-a", 0, 1), ("feed-b", 0, 1)]
+    assert _rows(
+        tmp_path,
+        "SELECT name, consecutive_failures, last_success IS NOT NULL FROM sources "
+        "WHERE enabled ORDER BY name",
+    ) == [("feed-a", 0, 1), ("feed-b", 0, 1)]
     assert _rows(tmp_path, "SELECT count(*) FROM items") == [(4,)]
 
     again = run_monitor(config, "run", "--once")
@@ -125,32 +158,52 @@ def test_run_once_crawls_each_due_source_once_then_nothing(tmp_path, site):
 
 
 def test_run_once_records_a_failing_source_without_stopping_the_others(tmp_path, site):
-    feed = site.add("/ok.xml", rss([{"title": "Arrivals in the Canaries", "link": site.url("/ok/1")}]))
-    config = write_config(tmp_path, sources=[
-        feed_source("good", feed, full_text=False),
-        feed_source("broken", site.url("/missing.xml")),
-    ])
+    feed = site.add(
+        "/ok.xml", rss([{"title": "Arrivals in the Canaries", "link": site.url("/ok/1")}])
+    )
+    config = write_config(
+        tmp_path,
+        sources=[
+            feed_source("good", feed, full_text=False),
+            feed_source("broken", site.url("/missing.xml")),
+        ],
+    )
     result = run_monitor(config, "run", "--once")
     assert result.returncode == 0, result.stderr
-    rows = dict((name, (failures, error)) for name, failures, error in _rows(
-        tmp_path, "SELECT name, consecutive_failures, last_error FROM sources"))
+    rows = dict(
+        (name, (failures, error))
+        for name, failures, error in _rows(
+            tmp_path, "SELECT name, consecutive_failures, last_error FROM sources"
+        )
+    )
     assert rows["good"] == (0, None)
     assert rows["broken"][0] == 1 and "404" in rows["broken"][1]
     assert _rows(tmp_path, "SELECT count(*) FROM items") == [(1,)]
 
 
 def test_run_once_stops_a_hanging_source_at_its_time_limit(tmp_path, site):
-    feed = site.add("/ok.xml", rss([{"title": "Reception crisis in Ter Apel", "link": site.url("/ok/1")}]))
-    config = write_config(tmp_path, sources=[
-        feed_source("hangs", site.url("/hostile/hang"), full_text=False),
-        feed_source("good", feed, full_text=False),
-    ], crawl={"timeout": "120s", "retries": 0, "source_time_limit": "15s"})
+    feed = site.add(
+        "/ok.xml", rss([{"title": "Reception crisis in Ter Apel", "link": site.url("/ok/1")}])
+    )
+    config = write_config(
+        tmp_path,
+        sources=[
+            feed_source("hangs", site.url("/hostile/hang"), full_text=False),
+            feed_source("good", feed, full_text=False),
+        ],
+        crawl={"timeout": "120s", "retries": 0, "source_time_limit": "15s"},
+    )
     result = run_monitor(config, "run", "--once", timeout=100)
     assert result.returncode == 0, result.stderr
-    rows = {name: (failures, error) for name, failures, error in _rows(
-        tmp_path, "SELECT name, consecutive_failures, last_error FROM sources")}
+    rows = {
+        name: (failures, error)
+        for name, failures, error in _rows(
+            tmp_path, "SELECT name, consecutive_failures, last_error FROM sources"
+        )
+    }
     assert rows["good"] == (0, None)
     assert rows["hangs"] == (1, "The crawl of this source was stopped after 15 seconds.")
     assert _rows(tmp_path, "SELECT source, error FROM fetch_log") == [
-        ("hangs", "The crawl of this source was stopped after 15 seconds.")]
+        ("hangs", "The crawl of this source was stopped after 15 seconds.")
+    ]
     assert _rows(tmp_path, "SELECT count(*) FROM items") == [(1,)]

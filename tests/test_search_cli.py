@@ -29,13 +29,19 @@ def _items() -> list[dict]:
         if name != UNDATED:
             published = datetime.fromisoformat(meta["publishing_date"]).astimezone(UTC)
             published = published.strftime("%Y-%m-%dT%H:%M:%SZ")
-        items.append({
-            "url": canonical_url(meta["url"]), "url_keys": [url_key(meta["url"])],
-            "source": _source_name(name), "title": meta["title"],
-            "summary": meta["articleBody"].split("\n\n")[0][:500], "text": meta["articleBody"],
-            "published": published, "full_text": True,
-            "fetched_at": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        })
+        items.append(
+            {
+                "url": canonical_url(meta["url"]),
+                "url_keys": [url_key(meta["url"])],
+                "source": _source_name(name),
+                "title": meta["title"],
+                "summary": meta["articleBody"].split("\n\n")[0][:500],
+                "text": meta["articleBody"],
+                "published": published,
+                "full_text": True,
+                "fetched_at": (now - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        )
     return items
 
 
@@ -44,17 +50,24 @@ def archive(tmp_path_factory):
     """A config with one source per country and an archive holding the real articles."""
     folder = tmp_path_factory.mktemp("search")
     names = sorted({_source_name(n) for n in INDEX})
-    path = write_config(folder, sources=[feed_source(n, f"https://{n}.example.org/feed.xml")
-                                         for n in names])
+    path = write_config(
+        folder, sources=[feed_source(n, f"https://{n}.example.org/feed.xml") for n in names]
+    )
     config = load_config(path)
     db = store.open_db(config.storage.database)
     store.sync_sources(db, config.sources)
     results = store.save_items(db, _items())
     assert all(is_new for _, is_new in results)
     store.record_source_result(db, "news-pl", None, 1, 0)
-    store.log_fetch_error(db, "news-fr", "https://news-fr.example.org/feed.xml",
-                          "The server answered HTTP 503 (Service Unavailable).")
-    store.record_source_result(db, "news-fr", "The server answered HTTP 503 (Service Unavailable).", 0, 0)
+    store.log_fetch_error(
+        db,
+        "news-fr",
+        "https://news-fr.example.org/feed.xml",
+        "The server answered HTTP 503 (Service Unavailable).",
+    )
+    store.record_source_result(
+        db, "news-fr", "The server answered HTTP 503 (Service Unavailable).", 0, 0
+    )
     db.close()
     return path, config
 
@@ -120,17 +133,20 @@ def test_source_and_since_filters(archive):
     assert _titles(config, "Trump", since="2025-03-01T00:00:00Z") == {ELDIARIO}
 
 
-@pytest.mark.parametrize(("query", "sentence"), [
-    ('"Lampedusa arrivals', "unclosed quotation mark"),
-    ("OR", "needs a word on both sides"),
-    ("Lampedusa OR", "ends with an operator"),
-    ("(Lampedusa OR Ceuta", "opening bracket that is never closed"),
-    ("Lampedusa)", "closing bracket without a matching opening one"),
-    ("-Lampedusa", "must follow another word"),
-    ("   ", "The search is empty"),
-    ('""', "empty phrase"),
-    ("()", "bracket"),
-])
+@pytest.mark.parametrize(
+    ("query", "sentence"),
+    [
+        ('"Lampedusa arrivals', "unclosed quotation mark"),
+        ("OR", "needs a word on both sides"),
+        ("Lampedusa OR", "ends with an operator"),
+        ("(Lampedusa OR Ceuta", "opening bracket that is never closed"),
+        ("Lampedusa)", "closing bracket without a matching opening one"),
+        ("-Lampedusa", "must follow another word"),
+        ("   ", "The search is empty"),
+        ('""', "empty phrase"),
+        ("()", "bracket"),
+    ],
+)
 def test_malformed_queries_are_a_sentence(archive, query, sentence):
     _, config = archive
     with pytest.raises(SearchQueryError, match=sentence):
@@ -139,11 +155,21 @@ def test_malformed_queries_are_a_sentence(archive, query, sentence):
 
 def test_punctuation_cannot_break_the_query(archive):
     _, config = archive
-    for query in ("Meloni:", "Meloni^", "NEAR", "Mar-a-Lago", "'Meloni'", "col:Meloni", "a*b", "+Meloni"):
+    for query in (
+        "Meloni:",
+        "Meloni^",
+        "NEAR",
+        "Mar-a-Lago",
+        "'Meloni'",
+        "col:Meloni",
+        "a*b",
+        "+Meloni",
+    ):
         _titles(config, query)  # no exception
 
 
 # -- the command line -----------------------------------------------------------------------------
+
 
 def test_cli_search_prints_matches_with_snippets(archive):
     path, _ = archive
@@ -156,8 +182,18 @@ def test_cli_search_prints_matches_with_snippets(archive):
 
 def test_cli_search_json_source_and_since(archive):
     path, _ = archive
-    result = run_monitor(path, "search", "Israel OR Trump", "--json", "--since", "2025-01-01",
-                         "--source", "news-es", "--source", "news-it")
+    result = run_monitor(
+        path,
+        "search",
+        "Israel OR Trump",
+        "--json",
+        "--since",
+        "2025-01-01",
+        "--source",
+        "news-es",
+        "--source",
+        "news-it",
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["title"] for r in rows} == {ELDIARIO, CORRIERE}
@@ -169,11 +205,14 @@ def test_cli_search_json_source_and_since(archive):
     assert result.returncode == 0 and result.stdout.strip() == "No items match."
 
 
-@pytest.mark.parametrize(("query", "sentence"), [
-    ('"unclosed quote', "unclosed quotation mark"),
-    ("OR", "needs a word on both sides"),
-    ("(Lampedusa OR Ceuta", "never closed"),
-])
+@pytest.mark.parametrize(
+    ("query", "sentence"),
+    [
+        ('"unclosed quote', "unclosed quotation mark"),
+        ("OR", "needs a word on both sides"),
+        ("(Lampedusa OR Ceuta", "never closed"),
+    ],
+)
 def test_cli_malformed_query_exit_code_1_without_traceback(archive, query, sentence):
     path, _ = archive
     result = run_monitor(path, "search", query)
@@ -193,8 +232,18 @@ def test_cli_sources_shows_health(archive):
     path, _ = archive
     result = run_monitor(path, "sources")
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines() if not line.startswith(" ")}
-    assert set(lines) == {"news-be", "news-de", "news-es", "news-fr", "news-it", "news-pl", "news-uk"}
+    lines = {
+        line.split()[0]: line for line in result.stdout.splitlines() if not line.startswith(" ")
+    }
+    assert set(lines) == {
+        "news-be",
+        "news-de",
+        "news-es",
+        "news-fr",
+        "news-it",
+        "news-pl",
+        "news-uk",
+    }
     assert "ok" in lines["news-pl"] and "7d:    1" in lines["news-pl"]
     assert "1 failure(s)" in lines["news-fr"]
     assert "never crawled" in lines["news-de"]
