@@ -239,11 +239,12 @@ class _Reader:
         if value is None:
             return default
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise self.fail(name, str(exc)) from None
+            seconds = float(value)
+        else:
+            try:
+                seconds = parse_duration(value)
+            except ValueError as exc:
+                raise self.fail(name, str(exc)) from None
         if seconds <= 0:
             raise self.fail(name, "must be longer than zero")
         return seconds
@@ -275,7 +276,10 @@ def parse_config(raw: dict, path: Path) -> Config:
 
     storage = top.sub("storage")
     storage.only({"database"})
-    database = Path(storage.text("database", "data/monitor.db"))
+    database_text = storage.text("database", "data/monitor.db")
+    if not database_text.strip():
+        raise storage.fail("database", "must be the path of the archive file, such as 'data/monitor.db'")
+    database = Path(database_text)
     if not database.is_absolute():
         database = root / database
 

@@ -122,7 +122,7 @@ def parse_feed(data: bytes, url: str, content_type: str | None = None,
         entries.append(entry)
     if skipped:
         warnings.append(f"{skipped} feed entr{'y' if skipped == 1 else 'ies'} had no http(s) link "
-                        "and were skipped.")
+                        f"and {'was' if skipped == 1 else 'were'} skipped.")
     return FeedResult(title=html_to_text(parsed.feed.get("title"), MAX_TITLE), language=language,
                       entries=entries, warnings=warnings)
 

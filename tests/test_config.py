@@ -190,12 +190,6 @@ def test_written_test_config_round_trips():
     assert tomllib.loads(tomli_w.dumps(base_config()))["crawl"]["allow_hosts"] == ["127.0.0.1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="monitor/config.py _Reader.duration (line 241): a bare number "
-    "is returned before the 'must be longer than zero' check, so every = 0 or -5 is "
-    "accepted and the source is due on every scheduler tick",
-)
 @pytest.mark.parametrize("every", [0, -5])
 def test_numeric_every_must_be_positive(tmp_path, every):
     path = _write_raw(tmp_path, _with_sources(_source(every=every)))
@@ -203,11 +197,6 @@ def test_numeric_every_must_be_positive(tmp_path, every):
         load_config(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='monitor/config.py line 278: database = "" becomes the config '
-    "folder itself; the error only appears later, when the archive cannot be opened",
-)
 def test_empty_database_path_is_refused(tmp_path):
     path = _write_raw(tmp_path, {**base_config(), "storage": {"database": ""}})
     with pytest.raises(ConfigError, match="storage.database"):
