@@ -389,8 +389,13 @@ def rebuild_clusters(db, settings, docs: list[Doc]) -> tuple[int, int]:
                         (_fingerprint_row(d) for d in docs))
     df = DocFreq()
     rows = []
+    # New items are matched against recent ones only, so only recent items need candidate keys
+    # (a generous four windows back from the newest item; an item re-processed later gets its own).
+    latest = max((d.at for d in docs if d.at is not None), default=0.0)
+    horizon = latest - 4 * settings.cluster_window_days
     for d in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
-        rows.extend((k, d.id, d.at or 0.0) for k in keys_of(d, df))
+        if d.at is None or d.at >= horizon:
+            rows.extend((k, d.id, d.at or 0.0) for k in keys_of(d, df))
         df.add(d)
     db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)", rows)
     db.conn.executemany("INSERT INTO cluster_df (stem, df) VALUES (?, ?)", df.counts.items())
