@@ -7,6 +7,7 @@ a kill -9 loses at most the unwritten batch, which the next crawl fetches again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -61,6 +62,9 @@ class CrawlSession:
         self._also_from: dict[str, set[str]] = {}  # claimed url key -> other sources carrying it
         self._buffer: list[dict] = []
         self._last_flush = time.monotonic()
+        self._untagged: list[int] = []
+        self._warm: threading.Thread | None = None
+        self._finished: set[str] = set()
 
     def outcome(self, source: Source) -> SourceOutcome:
         return self.outcomes.setdefault(source.name, SourceOutcome(source.name))
@@ -84,6 +88,7 @@ class CrawlSession:
         if store.known_items(self.db, keys):
             return False
         self._claimed.update(keys)
+        self._warm_tagging()
         return True
 
     def record_seen_elsewhere(self, source: Source, keys: list[str]) -> None:
@@ -142,10 +147,32 @@ class CrawlSession:
                 new_ids.append(item_id)
             else:
                 outcome.seen += 1
-        self._tag(new_ids + [i for item, (i, new) in zip(batch, results, strict=True)
-                             if not new and item.get("full_text")])
+        self._untagged += new_ids + [i for item, (i, new) in zip(batch, results, strict=True)
+                                     if not new and item.get("full_text")]
+        self._tag_pending()
         if self.progress:
             self.progress.items_saved(len(batch))
+
+    def _warm_tagging(self) -> None:
+        """Import tagging and load its models in a thread once there is something new to tag.
+
+        Done on the reactor thread at the first flush, this blocked downloads for seconds (tens of
+        seconds on a loaded machine: enough for in-flight pages to time out). A crawl with nothing
+        new never pays it.
+        """
+        if self._warm is None:
+            self._warm = threading.Thread(target=_warm_tagging, args=(self.config,),
+                                          name="tagging-warm-up", daemon=True)
+            self._warm.start()
+
+    def _tag_pending(self, wait: bool = False) -> None:
+        """Tag what was stored; until the warm-up is done only when `wait` (the last source)."""
+        if self._warm is not None and self._warm.is_alive():
+            if not (wait and self._untagged):
+                return
+            self._warm.join()
+        ids, self._untagged = self._untagged, []
+        self._tag(ids)
 
     def _tag(self, item_ids: list[int]) -> None:
         if not item_ids:
@@ -168,6 +195,8 @@ class CrawlSession:
         outcome = self.outcome(source)
         try:
             self.flush()
+            self._finished.add(source.name)
+            self._tag_pending(wait=self._finished >= set(self.outcomes))
         except Exception as exc:  # e.g. the disk is full: say so in the source's health
             log.exception("storing items failed")
             outcome.error = outcome.error or f"Storing the items failed ({exc})."
@@ -185,3 +214,16 @@ class CrawlSession:
         if self.progress:
             self.progress.source_done(outcome)
         return outcome
+
+
+def _warm_tagging(config: Config) -> None:
+    try:
+        from monitor import tagging
+        from monitor.language import detect_language
+
+        detect_language("Warming up the language model before the first batch is tagged.", None,
+                        config.taxonomy.settings.languages)
+        tagging.matcher_for(config.taxonomy)
+        from monitor import clustering  # noqa: F401
+    except Exception:  # only a head start: the first real tagging call reports any problem
+        log.debug("tagging warm-up failed", exc_info=True)

@@ -41,6 +41,9 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         "HTTPCACHE_ENABLED": False,
         "AUTOTHROTTLE_ENABLED": False,
         "REACTOR_THREADPOOL_MAXSIZE": 4,
+        # Scrapy starts CONCURRENT_ITEMS asyncio tasks for every response's output (100 by
+        # default); our pipeline is synchronous, so they only cost reactor time per page.
+        "CONCURRENT_ITEMS": 4,
         "STATS_DUMP": False,
         # No control ports: a crawler must not listen on the network.
         "REMOTE_CONTROL_ENABLED": False,
