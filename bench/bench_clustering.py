@@ -29,20 +29,20 @@ def main() -> None:
     tagged = [matcher.tag(i["title"], i["summary"], i["text"], i["lang"]) for i in base]
     start = datetime(2026, 1, 1, tzinfo=UTC)
     began, cpu0 = time.perf_counter(), time.process_time()
-    docs = []
+    specs = []
     for n in range(N):
         k = n % len(base)
         item, res = base[k], tagged[k]
         published = (start + timedelta(minutes=5 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        docs.append(clustering.make_doc(n + 1, item["title"], item["summary"], item["text"],
-                                        published=published, relevant=res.relevant,
-                                        regions=frozenset(res.slugs("region")),
-                                        topics=frozenset(res.slugs("topic"))))
+        specs.append(dict(item_id=n + 1, title=item["title"], summary=item["summary"],
+                          text=item["text"], published=published, relevant=res.relevant,
+                          regions=res.slugs("region"), topics=res.slugs("topic")))
+    docs = clustering.make_docs(specs)
     fingerprint_s = time.perf_counter() - began
     began = time.perf_counter()
     members = clustering.link_docs(docs, config.taxonomy.settings)
     link_s = time.perf_counter() - began
-    clusters = {tuple(ids) for ids in members.values()}
+    clusters = {ids[0] for ids in members.values()}
     total = fingerprint_s + link_s
     cpu = time.process_time() - cpu0
     print(f"{N} items ({len(base)} real texts, one copy every 5 minutes over {N * 5 / 1440:.0f} days)")

@@ -8,17 +8,19 @@ the SQL part keeps LSH band keys in `cluster_keys` so each ingest batch is match
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
+import itertools
 import math
 import re
 import zlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from datasketch import MinHash
 
 from monitor.language import clean, fold, normalise
 
@@ -31,7 +33,20 @@ TEXT_CHARS = 600
 LEDE_CHARS = 400
 STEM = 5
 CONCEPT_WEIGHT = 1.5
-_PROTO = MinHash(num_perm=NUM_PERM, seed=20261202)
+SIG_CHUNK = 4096  # shingles hashed per numpy block (x NUM_PERM uint32: 1 MB)
+
+
+def _permutations(seed: int = 20261202) -> tuple[np.ndarray, np.ndarray]:
+    """The affine permutations of datasketch 2's MinHash(num_perm=64, seed=20261202, "affine32"),
+    drawn the same way, so signatures stored before equal the ones computed now."""
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
+
+
+_PERM_A, _PERM_B = _permutations()
+_EMPTY_SIG = np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
 # Capitalised words that are not names in several languages (sentence starts are skipped anyway).
 _NOT_NAMES = frozenset(normalise(
     "The This That These Those There Their They What When Where Which While With From After Before "
@@ -75,13 +90,52 @@ def _days(stamp: str | None) -> float | None:
     return dt.timestamp() / 86400.0
 
 
+def shingle_hashes(words: list[str]) -> list[int]:
+    """CRC-32 of each word 3-shingle (one or two words are one shingle; no words, no shingle)."""
+    if len(words) < 3:
+        return [zlib.crc32(" ".join(words).encode())] if words else []
+    crc = zlib.crc32
+    return [crc(f"{x} {y} {z}".encode()) for x, y, z in zip(words, words[1:], words[2:], strict=False)]
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    h ^= h >> np.uint32(16)
+    h *= np.uint32(0x85EBCA6B)
+    h ^= h >> np.uint32(13)
+    h *= np.uint32(0xC2B2AE35)
+    h ^= h >> np.uint32(16)
+    return h
+
+
+def text_signatures(hash_lists: list[list[int]]) -> np.ndarray:
+    """MinHash signatures (one uint32 row of NUM_PERM values per text), vectorised over many texts.
+
+    Values are those of datasketch's MinHash (affine32 scheme, crc32 of shingles), computed in
+    blocks: min over shingles of a*fmix32(h)+b (mod 2^32) for each permutation (a, b).
+    """
+    out = np.tile(_EMPTY_SIG, (len(hash_lists), 1))
+    lengths = np.fromiter((len(h) for h in hash_lists), dtype=np.int64, count=len(hash_lists))
+    start = 0
+    while start < len(hash_lists):
+        # a block of whole texts, about SIG_CHUNK shingles
+        stop, n = start, 0
+        while stop < len(hash_lists) and (n == 0 or n + lengths[stop] <= SIG_CHUNK):
+            n += lengths[stop]
+            stop += 1
+        rows = [i for i in range(start, stop) if lengths[i]]
+        if rows:
+            flat = np.fromiter(itertools.chain.from_iterable(hash_lists[i] for i in rows),
+                               dtype=np.uint32, count=n)
+            h = _fmix32(flat)[:, None] * _PERM_A + _PERM_B
+            offsets = np.zeros(len(rows), dtype=np.int64)
+            np.cumsum(lengths[rows][:-1], out=offsets[1:])
+            out[rows] = np.minimum.reduceat(h, offsets, axis=0)
+        start = stop
+    return out
+
+
 def text_signature(words: list[str]) -> np.ndarray:
-    shingles = [" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))]
-    m = MinHash(num_perm=NUM_PERM, hashfunc=zlib.crc32, permutations=_PROTO.permutations,
-                scheme=_PROTO.scheme)
-    if shingles and shingles[0]:
-        m.update_batch(shingles)
-    return m.hashvalues.astype(np.uint32)
+    return text_signatures([shingle_hashes(words)])[0]
 
 
 def stems_of(words: list[str]) -> set[str]:
@@ -99,28 +153,103 @@ def stems_of(words: list[str]) -> set[str]:
     return out
 
 
-def make_doc(item_id: int, title: str, summary: str, text: str, *, published: str | None = None,
-             fetched_at: str | None = None, complete: bool = True, relevant: bool = True,
-             regions: frozenset[str] = frozenset(), topics: frozenset[str] = frozenset()) -> Doc:
+def _unsigned_doc(item_id: int, title: str, summary: str, text: str, published: str | None,
+                  fetched_at: str | None, complete: bool, relevant: bool, regions: frozenset[str],
+                  topics: frozenset[str]) -> tuple[Doc, list[int]]:
+    """A doc without its text signature yet, and the shingle hashes the signature is made of."""
     title, summary, text = clean(title), clean(summary), clean((text or "")[: TEXT_CHARS * 2])
-    body = " ".join(x for x in (title, summary, text[:TEXT_CHARS]) if x)
-    words = normalise(body).split()
-    lede = normalise(" ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)).split()
+    head = " ".join(x for x in (title, summary) if x)
+    if summary and "<" not in head and "&" not in head:
+        # the lede is the start of the body: normalise it once (normalising is per character
+        # once markup and entities are gone, so this is what normalising the whole gives)
+        lede = normalise(head).split()
+        words = lede + normalise(text[:TEXT_CHARS]).split()
+    else:
+        body = " ".join(x for x in (title, summary, text[:TEXT_CHARS]) if x)
+        words = normalise(body).split()
+        lede = normalise(" ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)).split()
     anchors = stems_of(lede)
     if relevant:
         anchors |= {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
     at = _days(published) or _days(fetched_at)
-    return Doc(id=item_id, at=at, complete=complete, relevant=relevant,
-               text_sig=text_signature(words), anchors=frozenset(anchors),
-               regions=frozenset(regions) if relevant else frozenset())
+    doc = Doc(id=item_id, at=at, complete=complete, relevant=relevant, text_sig=_EMPTY_SIG,
+              anchors=frozenset(anchors), regions=frozenset(regions) if relevant else frozenset())
+    return doc, shingle_hashes(words)
+
+
+def _sign(parts: list[tuple[Doc, list[int]]]) -> list[Doc]:
+    sigs = text_signatures([hashes for _, hashes in parts])
+    docs = []
+    for (doc, _), sig in zip(parts, sigs, strict=True):
+        doc.text_sig = sig
+        docs.append(doc)
+    return docs
+
+
+def make_doc(item_id: int, title: str, summary: str, text: str, *, published: str | None = None,
+             fetched_at: str | None = None, complete: bool = True, relevant: bool = True,
+             regions: frozenset[str] = frozenset(), topics: frozenset[str] = frozenset()) -> Doc:
+    return make_docs([dict(item_id=item_id, title=title, summary=summary, text=text,
+                           published=published, fetched_at=fetched_at, complete=complete,
+                           relevant=relevant, regions=regions, topics=topics)])[0]
+
+
+def make_docs(specs: Iterable[dict]) -> list[Doc]:
+    """Many docs at once (the MinHash signatures are computed in numpy blocks): each spec holds
+    make_doc's arguments by name."""
+    parts = [_unsigned_doc(s["item_id"], s["title"], s.get("summary") or "", s.get("text") or "",
+                           s.get("published"), s.get("fetched_at"), s.get("complete", True),
+                           s.get("relevant", True), frozenset(s.get("regions", ())),
+                           frozenset(s.get("topics", ()))) for s in specs]
+    return _sign(parts)
+
+
+def stored_fingerprints(db, item_ids: list[int]) -> dict[int, tuple[np.ndarray, frozenset[str]]]:
+    """item id -> (text signature, lede stems) of its stored fingerprint: what depends on the text
+    only, not on the tags."""
+    out = {}
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start:start + 500]
+        for item_id, sig, anchors in db.execute(
+                f"""SELECT item_id, text_sig, anchors FROM cluster_fingerprints
+                    WHERE item_id IN ({','.join('?' * len(chunk))})""", chunk).fetchall():
+            stems = frozenset(a for a in anchors.split("\x1f") if a and a[0] != "@") if anchors \
+                else frozenset()
+            out[item_id] = (np.frombuffer(sig, dtype=np.uint32), stems)
+    return out
+
+
+def docs_from_rows(tagged: Iterable[tuple[dict, object]],
+                   stored: dict[int, tuple[np.ndarray, frozenset[str]]] | None = None) -> list[Doc]:
+    """Docs of stored item rows with their TagResult (relevance, region and topic tags).
+
+    `stored` (from stored_fingerprints) spares the text work for items already processed since
+    their text last changed (a changed text sets tagged_at to NULL): only the concepts are new.
+    """
+    stored = stored or {}
+    docs: list[Doc] = []
+    parts = []
+    for row, result in tagged:
+        regions, topics = frozenset(result.slugs("region")), frozenset(result.slugs("topic"))
+        complete = bool(row.get("full_text")) and bool(row.get("text"))
+        known = stored.get(row["id"]) if row.get("tagged_at") is not None else None
+        if known is None:
+            parts.append(_unsigned_doc(row["id"], row["title"] or "", row["summary"] or "",
+                                       row["text"] or "", row.get("published"),
+                                       row.get("fetched_at"), complete, result.relevant, regions, topics))
+            continue
+        sig, anchors = known
+        if result.relevant:
+            anchors = anchors | {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
+        at = _days(row.get("published")) or _days(row.get("fetched_at"))
+        docs.append(Doc(id=row["id"], at=at, complete=complete, relevant=result.relevant, text_sig=sig, anchors=anchors,
+                        regions=regions if result.relevant else frozenset()))
+    docs.extend(_sign(parts))
+    return docs
 
 
 def doc_from_row(row: dict, result) -> Doc:
-    return make_doc(row["id"], row["title"] or "", row["summary"] or "", row["text"] or "",
-                    published=row.get("published"), fetched_at=row.get("fetched_at"),
-                    complete=bool(row.get("full_text")) and bool(row.get("text")),
-                    relevant=result.relevant, regions=frozenset(result.slugs("region")),
-                    topics=frozenset(result.slugs("topic")))
+    return docs_from_rows([(row, result)])[0]
 
 
 class DocFreq:
@@ -152,14 +281,35 @@ class DocFreq:
         return value
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def _anchor_key(anchor: str) -> int:
     return int.from_bytes(hashlib.blake2b(anchor.encode(), digest_size=7).digest(), "big") | (1 << 60)
 
 
-def keys_of(doc: Doc, df: DocFreq) -> list[int]:
+_BAND_SALT = np.arange(1, BANDS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xFF51AFD7ED558CCD)
+_KEY_MASK = np.uint64((1 << 60) - 1)  # below the anchor keys' bit 60
+
+
+def band_keys(sigs: np.ndarray) -> list[list[int]]:
+    """One key per LSH band of ROWS signature values, for each signature (a row of `sigs`);
+    the same in every process (unlike hash())."""
+    rows = sigs.astype(np.uint64).reshape(len(sigs), BANDS, ROWS)
+    h = np.tile(_BAND_SALT, (len(sigs), 1))
+    for r in range(ROWS):
+        h ^= rows[:, :, r]
+        h *= _MIX
+        h ^= h >> np.uint64(29)
+    return (h & _KEY_MASK).tolist()
+
+
+def _band_keys(sig: np.ndarray) -> list[int]:
+    return band_keys(sig[None, :])[0]
+
+
+def keys_of(doc: Doc, df: DocFreq, bands: list[int] | None = None) -> list[int]:
     """LSH band keys of the text signature, plus the doc's rarest stems (candidate generation)."""
-    sig = doc.text_sig
-    keys = [hash((b, sig[b * ROWS:(b + 1) * ROWS].tobytes())) for b in range(BANDS)]
+    keys = bands if bands is not None else _band_keys(doc.text_sig)
     stems = sorted((a for a in doc.anchors if a[0] != "@"),
                    key=lambda a: (df.counts.get(a, 0), a))[:MAX_ANCHOR_KEYS]
     keys.extend(_anchor_key(a) for a in stems)
@@ -234,22 +384,35 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
     by_pos = order
     uf = _UnionFind()
     window = settings.cluster_window_days
+    ats = [d.at or 0.0 for d in order]
+    bands = band_keys(np.stack([d.text_sig for d in order])) if order else []
+    find, union = uf.find, uf.union
     for pos, doc in enumerate(order):
         doc.weigh(df)
-        counts: dict[int, int] = defaultdict(int)
-        for key in keys_of(doc, df):
+        at = ats[pos]
+        counts: dict[int, int] = {}
+        get = counts.get
+        for key in keys_of(doc, df, bands[pos]):
             plist = postings[key]
             # drop postings that fell out of the window (docs arrive in time order)
             if len(plist) > 40:
                 del plist[:-20]  # only the latest postings are looked at
-            while plist and (doc.at or 0.0) - (by_pos[plist[0]].at or 0.0) > window:
-                plist.pop(0)
+            if plist and at - ats[plist[0]] > window:
+                cut = 1
+                while cut < len(plist) and at - ats[plist[cut]] > window:
+                    cut += 1
+                del plist[:cut]
             for other in plist[-20:]:
-                counts[other] += 1
+                counts[other] = get(other, 0) + 1
             plist.append(pos)
-        for other in heapq.nlargest(MAX_CANDIDATES, counts, key=counts.__getitem__):
-            if same_story(doc, by_pos[other], settings, df):
-                uf.union(pos, other)
+        if len(counts) > MAX_CANDIDATES:
+            candidates = heapq.nlargest(MAX_CANDIDATES, counts, key=counts.__getitem__)
+        else:
+            candidates = sorted(counts, key=counts.__getitem__, reverse=True)
+        for other in candidates:
+            # a candidate already in this doc's cluster needs no test (the union changes nothing)
+            if find(other) != find(pos) and same_story(doc, by_pos[other], settings, df):
+                union(pos, other)
         df.add(doc)
     members: dict[int, list[int]] = defaultdict(list)
     for pos in range(len(order)):
@@ -399,8 +562,11 @@ def rebuild_clusters(db, settings, docs: list[Doc]) -> tuple[int, int]:
         df.add(d)
     db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)", rows)
     db.conn.executemany("INSERT INTO cluster_df (stem, df) VALUES (?, ?)", df.counts.items())
+    # only the items whose cluster changed are written (a retag after a small taxonomy change
+    # moves few of them)
+    current = dict(db.conn.execute("SELECT id, cluster_id FROM items"))
     db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
-                        ((ids[0], i) for i, ids in members.items()))
+                        [(ids[0], i) for i, ids in members.items() if current.get(i) != ids[0]])
     founders = {ids[0]: ids for ids in members.values()}
     multi = [cid for cid, ids in founders.items() if len(ids) > 1]
     singles = [cid for cid, ids in founders.items() if len(ids) == 1]

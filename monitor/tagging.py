@@ -465,7 +465,7 @@ def process_items(db, config, item_ids: list[int]) -> None:
         return
     rows = _load(db, config, item_ids)
     tagged = _tag_rows(config, rows, redetect=False)
-    docs = [clustering.doc_from_row(row, res) for row, res in tagged]
+    docs = clustering.docs_from_rows(tagged)
     with transaction(db):
         _write_tags(db, tagged, now_iso())
         clustering.assign_clusters(db, config.taxonomy.settings, docs)
@@ -500,10 +500,11 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
         tagged = _tag_rows(config, rows, redetect=redetect_language)
         with transaction(db):
             _write_tags(db, tagged, now)
-        for row, res in tagged:
+        for _row, res in tagged:
             stats.relevant += res.relevant
             stats.tags += len(res.tags)
-            docs.append(clustering.doc_from_row(row, res))
+        docs.extend(clustering.docs_from_rows(
+            tagged, clustering.stored_fingerprints(db, [row["id"] for row, _ in tagged])))
         stats.items += len(rows)
         if progress:
             progress(stats.items, total)
