@@ -560,6 +560,7 @@ def rebuild_clusters(db, settings, docs: list[Doc]) -> tuple[int, int]:
         if d.at is None or d.at >= horizon:
             rows.extend((k, d.id, d.at or 0.0) for k in keys_of(d, df))
         df.add(d)
+    rows.sort()  # in index order: B-tree inserts then touch neighbouring pages
     db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)", rows)
     db.conn.executemany("INSERT INTO cluster_df (stem, df) VALUES (?, ?)", df.counts.items())
     # only the items whose cluster changed are written (a retag after a small taxonomy change
