@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class FacetIndex:
         self.signature = signature(db)
         rows = db.execute(
             "SELECT id, source, language, substr(coalesce(published, fetched_at), 1, 10), "
-            "coalesce(relevant, -1) FROM items"
+            "coalesce(relevant, -1), coalesce(published, fetched_at) FROM items"
         ).fetchall()
         max_id = max((r[0] for r in rows), default=0)
         self.max_id = max_id
@@ -32,6 +32,7 @@ class FacetIndex:
         self.source = np.zeros(n, dtype=np.int32)
         self.language = np.zeros(n, dtype=np.int32)
         self.day = np.zeros(n, dtype=np.int64)
+        self.when = np.zeros(n, dtype=np.int64)  # seconds, to order by date exactly as SQL does
         self.relevant = np.full(n, -1, dtype=np.int8)
         self.masks = {"region": np.zeros(n, dtype=np.uint64), "topic": np.zeros(n, dtype=np.uint64)}
         self.source_names: list[str] = []
@@ -47,6 +48,7 @@ class FacetIndex:
         self.language[ids] = self._codes([r[2] or "unknown" for r in rows], self.language_names)
         days = np.array([_safe_day(r[3]) for r in rows], dtype="datetime64[D]")
         self.day[ids] = days.astype(np.int64)
+        self.when[ids] = np.array([_safe_moment(r[5]) for r in rows], dtype="datetime64[s]").astype(np.int64)
         self.relevant[ids] = np.fromiter((r[4] for r in rows), dtype=np.int8, count=len(rows))
         del rows
         tag_rows = db.execute("SELECT item_id, kind, tag FROM item_tags").fetchall()
@@ -90,6 +92,14 @@ class FacetIndex:
             if tag in bits:
                 value |= 1 << bits[tag]
         return np.uint64(value)
+
+
+def _safe_moment(text: str | None) -> str:
+    try:
+        return datetime.fromisoformat((text or "").replace("Z", "+00:00")).astimezone(UTC).replace(
+            tzinfo=None).isoformat(timespec="seconds")
+    except ValueError:
+        return "1970-01-01T00:00:00"
 
 
 def _safe_day(text: str | None) -> str:

@@ -388,12 +388,12 @@ def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -
 
 
 def _newest(idx, ids, k: int):
-    """The k items of ids with the latest date (ties: higher id first), in that order."""
+    """The k items of ids with the latest date and time (ties: higher id first), as SQL orders them."""
     import numpy as np
 
     if k <= 0 or not len(ids):
         return ids[:0]
-    key = (idx.day[ids] << 32) | ids
+    key = (idx.when[ids] << 24) | ids  # seconds since 1970 fit in 39 bits, ids in 24
     if len(ids) > k:
         part = np.argpartition(-key, k - 1)[:k]
         ids, key = ids[part], key[part]
