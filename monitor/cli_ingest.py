@@ -90,8 +90,7 @@ def register(cli: click.Group) -> None:
         if outcome.item_ids:
             click.echo(json.dumps({"item_id": outcome.item_ids[0], "new": True}))
             return
-        known = store.known_items(store.open_db(app.config.storage.database),
-                                  CrawlSession.keys_for(url))
+        known = store.known_items(app.db, CrawlSession.keys_for(url))
         if known:
             click.echo(json.dumps({"item_id": next(iter(known.values())), "new": False}))
             return

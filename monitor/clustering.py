@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from monitor.language import clean, fold, normalise
+from monitor.language import clean, normalise
 
 NUM_PERM = 64
 BANDS = 16

@@ -6,7 +6,6 @@ The top half is pure (text in, tags out). The bottom half applies it to stored i
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import json
 import weakref

@@ -7,7 +7,6 @@ import re
 import xml.etree.ElementTree as ET
 from email import policy
 
-import pytest
 
 from monitor import desk_queries, digest, subscribers
 from tests.fixtures_digest import WEEK
