@@ -6,7 +6,6 @@ The top half is pure (text in, tags out). The bottom half applies it to stored i
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import weakref
 from collections.abc import Callable, Iterable
@@ -24,25 +23,12 @@ _LEDE_CHARS = 400  # with no summary, the start of the text is the lede
 _MARK = "0fieldmark0"
 
 
-@dataclass(frozen=True)
-class _Entry:
-    cat: int            # index into Matcher.categories
-    role: str           # "term", "not" or "and"
-    term: str           # the term as written in config.toml
-    weight: float
-    lang: str
-    group: int = -1     # AND-group index within the category
-    part: int = -1      # which of the group's term lists
-    length: int = 0     # length of the pattern (to know where a match starts)
-
-
-@dataclass(frozen=True)
-class _SeqPart:
-    seq: int            # index into Matcher.sequences
-    index: int          # position of this word in the sequence
-    length: int         # length of the pattern, to find where the word starts
-    lang: str           # the sequence's language ("any" for language-neutral)
-    role: str = "seq"
+# Actions stored per automaton pattern (plain tuples: the scan touches them for every match).
+_TERM, _NOT, _AND, _SEQ = 0, 1, 2, 3
+#   (_TERM, category, weight, term, lang, pattern length)
+#   (_NOT,  category, term, pattern length)
+#   (_AND,  category, group, part, term, group has `near`, pattern length)
+#   (_SEQ,  sequence, anchor word, pattern length)
 
 
 @dataclass
@@ -74,38 +60,47 @@ class Matcher:
         self.categories: list[Category] = taxonomy.categories()
         self.term_languages = frozenset(
             t.lang for c in self.categories for t in c.terms if t.lang != "any")
-        patterns: dict[str, list] = {}
-        # Sequence terms ("polityk* migracyjn*"): each word is a pattern; the scan checks order.
-        self.sequences: list[tuple[_Entry, int]] = []
+        patterns: dict[str, list[tuple[str, tuple]]] = {}
+        # Sequence terms ("polityk* migracyjn*"): only their longest word is a pattern (the anchor);
+        # a match of it checks the words around. Short inner words ("a", "de") then cost nothing.
+        # Each is (action recorded when the sequence matches, its words, the anchor's index).
+        self.sequences: list[tuple[tuple, tuple[tuple[str, bool], ...], int]] = []
 
-        def add(term, entry):
+        def add(term, action, lang):
             if term.words:
                 seq = len(self.sequences)
-                self.sequences.append((entry, len(term.words)))
-                for index, (word, prefix) in enumerate(term.words):
-                    key = " " + word + ("" if prefix else " ")
-                    patterns.setdefault(key, []).append(_SeqPart(seq, index, len(key), entry.lang))
+                words = term.words
+                anchor = max(range(len(words)), key=lambda i: (len(words[i][0]), not words[i][1]))
+                self.sequences.append((action, words, anchor))
+                word, prefix = words[anchor]
+                key = " " + word + ("" if prefix else " ")
+                patterns.setdefault(key, []).append((lang, (_SEQ, seq, anchor, len(key))))
                 return
             key = " " + term.key + ("" if term.prefix else " ")
-            patterns.setdefault(key, []).append(dataclasses.replace(entry, length=len(key)))
+            patterns.setdefault(key, []).append((lang, (*action, len(key))))
 
         for ci, cat in enumerate(self.categories):
             for term in cat.terms:
-                add(term, _Entry(ci, "term", term.text, term.weight, term.lang))
+                add(term, (_TERM, ci, term.weight, term.text, term.lang), term.lang)
             for term in cat.not_terms:
-                add(term, _Entry(ci, "not", term.text, 0.0, term.lang))
+                add(term, (_NOT, ci, term.text), term.lang)
             for gi, group in enumerate(cat.and_groups):
                 for pi, part in enumerate(group.parts):
                     for term in part:
-                        add(term, _Entry(ci, "and", term.text, group.weight, term.lang, gi, pi))
+                        add(term, (_AND, ci, gi, pi, term.text, group.near is not None), term.lang)
         self.automaton = ahocorasick.Automaton()
+        self._patterns: list[list[tuple[str, tuple]]] = []
         for key, entries in patterns.items():
-            self.automaton.add_word(key, tuple(entries))
+            self.automaton.add_word(key, len(self._patterns))
+            self._patterns.append(entries)
         self.pattern_count = len(patterns)
         if patterns:
             self.automaton.make_automaton()
+        # per set of item languages: pattern id -> the actions that apply (None when none do)
+        self._tables: dict[frozenset[str] | None, list[tuple | None]] = {}
         self.factors = {"title": self.settings.title_factor, "summary": self.settings.summary_factor,
                         "text": self.settings.text_factor}
+        self._factors = tuple(self.factors[f] for f in FIELDS)
 
     def languages_for(self, language: str | None) -> frozenset[str] | None:
         """Languages whose terms apply to an item; None means all (unknown or uncovered language)."""
@@ -115,8 +110,20 @@ class Matcher:
             return None
         return frozenset({language})
 
+    def _table(self, langs: frozenset[str] | None) -> list[tuple | None]:
+        table = self._tables.get(langs)
+        if table is None:
+            table = self._tables[langs] = [
+                tuple(action for lang, action in entries
+                      if lang == "any" or langs is None or lang in langs) or None
+                for entries in self._patterns]
+        return table
+
     def fields(self, title: str | None, summary: str | None, text: str | None) -> dict[str, str]:
         """Normalised, padded fields; the text is cut to the configured length before any work."""
+        return dict(zip(FIELDS, self._fields(title, summary, text), strict=True))
+
+    def _fields(self, title: str | None, summary: str | None, text: str | None) -> tuple[str, str, str]:
         limit = self.settings.text_chars
         text = (text or "")[: limit + 200]
         summary = (summary or "")[: limit + 200]
@@ -130,111 +137,146 @@ class Matcher:
         parts = normalise(f"{title} {_MARK} {summary} {_MARK} {text}").split(_MARK)
         if len(parts) != 3:
             parts = [normalise(title), normalise(summary), normalise(text)]
-        return {"title": " " + parts[0].strip() + " ", "summary": " " + parts[1].strip() + " ",
-                "text": " " + parts[2].strip() + " "}
+        return (" " + parts[0].strip() + " ", " " + parts[1].strip() + " ",
+                " " + parts[2].strip() + " ")
 
     def tag(self, title: str | None, summary: str | None = None, text: str | None = None,
             language: str | None = None, source_regions: Iterable[str] = (),
             source_topics: Iterable[str] = ()) -> TagResult:
-        fields = self.fields(title, summary, text)
-        langs = self.languages_for(language)
-        # per category: raw term hits (field, start, weight, term, lang); not hits; and-part hits
-        raw_hits: dict[int, list[tuple[str, int, float, str, str]]] = {}
+        ftexts = self._fields(title, summary, text)
+        table = self._table(self.languages_for(language))
+        scan = self.automaton.iter
+        # term hits (category, field, start, weight, term, lang) in text order; NOT hits per
+        # category; AND-part hits (field, word, term) per (category, group, part)
+        term_hits: list[tuple] = []
         nots: dict[int, list[dict]] = {}
-        parts: dict[tuple[int, int, int], list[tuple[str, int, str]]] = {}
-        seq_hits: dict[int, dict[tuple[str, int], set[int]]] = {}
-
-        def record(e, fname, pos):
-            if e.lang != "any" and langs is not None and e.lang not in langs:
-                return
-            if e.role == "term":
-                raw_hits.setdefault(e.cat, []).append((fname, pos, e.weight, e.term, e.lang))
-            elif e.role == "not":
-                nots.setdefault(e.cat, []).append({"term": e.term, "field": fname})
-            else:
-                parts.setdefault((e.cat, e.group, e.part), []).append((fname, pos, e.term))
-
-        for fname, ftext in fields.items():
+        parts: dict[tuple[int, int, int], list[tuple[int, int, str]]] = {}
+        seq_found: dict[int, dict[int, int]] = {}  # sequence -> field -> first word it starts at
+        for fi in range(3):
+            ftext = ftexts[fi]
             if len(ftext) <= 2:
                 continue
-            for end, entries in self.automaton.iter(ftext):
-                for e in entries:
-                    if e.lang != "any" and langs is not None and e.lang not in langs:
-                        continue
-                    if e.role == "term" or e.role == "not":
-                        record(e, fname, end - e.length + 1)
-                    elif e.role == "seq":
-                        # word index = spaces before the pattern's leading space (rare: counted in C)
-                        word = ftext.count(" ", 0, end - e.length + 1)
-                        seq_hits.setdefault(e.seq, {}).setdefault((fname, e.index), set()).add(word)
-                    else:
-                        record(e, fname, ftext.count(" ", 0, end))
-        for seq, hits in seq_hits.items():
-            entry, length = self.sequences[seq]
-            for fname in FIELDS:
-                firsts = hits.get((fname, 0))
-                if not firsts:
+            tokens = None
+            for end, pid in scan(ftext):
+                actions = table[pid]
+                if actions is None:
                     continue
-                for w in sorted(firsts):
-                    if all(w + k in hits.get((fname, k), ()) for k in range(1, length)):
-                        if entry.role == "term" or entry.role == "not":
-                            ftext = fields[fname]
-                            start = 0
-                            for _ in range(w):
-                                start = ftext.index(" ", start) + 1
-                            record(entry, fname, start - 1 if w else 0)
+                for a in actions:
+                    kind = a[0]
+                    if kind == _TERM:
+                        term_hits.append((a[1], fi, end - a[5] + 1, a[2], a[3], a[4]))
+                    elif kind == _SEQ:
+                        _, seq, anchor, length = a
+                        # word index = spaces before the pattern's leading space (counted in C)
+                        first = ftext.count(" ", 0, end - length + 1) - anchor
+                        found = seq_found.get(seq)
+                        if first < 0 or (found is not None and found.get(fi, first) <= first):
+                            continue
+                        if tokens is None:
+                            tokens = ftext.split()
+                        words = self.sequences[seq][1]
+                        if first + len(words) > len(tokens):
+                            continue
+                        for k, (word, prefix) in enumerate(words):
+                            tok = tokens[first + k]
+                            if not (tok.startswith(word) if prefix else tok == word):
+                                break
                         else:
-                            record(entry, fname, w)
-                        break
+                            seq_found.setdefault(seq, {})[fi] = first
+                    elif kind == _AND:
+                        key = (a[1], a[2], a[3])
+                        hit = (fi, ftext.count(" ", 0, end) if a[5] else 0, a[4])
+                        hits = parts.get(key)
+                        if hits is None:
+                            parts[key] = [hit]
+                        else:
+                            hits.append(hit)
+                    else:
+                        nots.setdefault(a[1], []).append({"term": a[2], "field": FIELDS[fi]})
+        for seq, by_field in seq_found.items():
+            action = self.sequences[seq][0]
+            for fi in sorted(by_field):
+                w = by_field[fi]
+                kind = action[0]
+                if kind == _AND:
+                    parts.setdefault(action[1:4], []).append((fi, w, action[4]))
+                elif kind == _NOT:
+                    nots.setdefault(action[1], []).append({"term": action[2], "field": FIELDS[fi]})
+                else:
+                    # where it counts: the leading space of word w - 1 (of word 0 when w is 0)
+                    ftext, start = ftexts[fi], 0
+                    for _ in range(w):
+                        start = ftext.index(" ", start) + 1
+                    term_hits.append((action[1], fi, start - 1 if w else 0, action[2], action[3],
+                                      action[4]))
+        return self._decide(term_hits, nots, parts, source_regions, source_topics)
+
+    def _decide(self, term_hits, nots, parts, source_regions, source_topics) -> TagResult:
+        factors = self._factors
+        categories = self.categories
+        by_cat: dict[int, list[tuple]] = {}
+        for h in term_hits:
+            hits = by_cat.get(h[0])
+            if hits is None:
+                by_cat[h[0]] = [h]
+            else:
+                hits.append(h)
         # Each place in the text counts once per category: where several terms start at the same
         # word ("prihvatn*" and "prihvatni centar"), only the heaviest one counts.
-        terms: dict[int, dict[tuple[str, str], list]] = {}
-        for ci, hits_list in raw_hits.items():
-            claimed: set[tuple[str, int]] = set()
+        # per category: [score, {(term, lang): [factor, count, field, weight]}, AND evidence, lede]
+        scores: dict[int, list] = {}
+        for ci, hits_list in by_cat.items():
             per_term: dict[tuple[str, str], list] = {}
-            for fname, pos, weight, term, lang in sorted(hits_list, key=lambda h: -h[2]):
-                if (fname, pos) in claimed:
-                    continue
-                claimed.add((fname, pos))
+            if len(hits_list) > 1:
+                hits_list.sort(key=_neg_weight)
+                claimed: set[tuple[int, int]] = set()
+            else:
+                claimed = None
+            for _c, fi, pos, weight, term, lang in hits_list:
+                if claimed is not None:
+                    if (fi, pos) in claimed:
+                        continue
+                    claimed.add((fi, pos))
                 h = per_term.get((term, lang))
-                factor = self.factors[fname]
+                factor = factors[fi]
                 if h is None:
-                    per_term[(term, lang)] = [factor, 1, fname, weight]
+                    per_term[(term, lang)] = [factor, 1, fi, weight]
                 else:
                     h[1] += 1
                     if factor > h[0]:
-                        h[0], h[2] = factor, fname
-            terms[ci] = per_term
-        scores: dict[int, tuple[float, list[dict], bool]] = {}
-        for ci, hits in terms.items():
-            score, evidence, lede = 0.0, [], False
-            for (term, lang), (factor, count, fname, weight) in hits.items():
+                        h[0], h[2] = factor, fi
+            score, lede = 0.0, False
+            for factor, count, fi, weight in per_term.values():
                 score += weight * factor + (weight * 0.5 * min(count - 1, 4) if weight > 0 else 0)
-                evidence.append({"term": term, "field": fname, "weight": weight, "lang": lang,
-                                 "count": count})
-                if weight > 0 and fname != "text":
+                if weight > 0 and fi != 2:
                     lede = True
-            scores[ci] = (score, evidence, lede)
+            scores[ci] = [score, per_term, None, lede]
         for ci, gi in {(c, g) for (c, g, _p) in parts}:
-            group = self.categories[ci].and_groups[gi]
+            group = categories[ci].and_groups[gi]
             found = [parts.get((ci, gi, pi)) for pi in range(len(group.parts))]
             if not all(found):
                 continue
             match = _and_match(found, group.near)
             if match is None:
                 continue
-            fname, matched_terms = match
-            score, evidence, lede = scores.get(ci, (0.0, [], False))
-            score += group.weight * self.factors[fname]
-            evidence = evidence + [{"term": " + ".join(matched_terms), "field": fname,
-                                    "weight": group.weight, "rule": "and"
-                                    + (f" within {group.near} words" if group.near else "")}]
-            scores[ci] = (score, evidence, lede or (fname != "text" and group.weight > 0))
+            fi, matched_terms = match
+            entry = scores.get(ci)
+            if entry is None:
+                entry = scores[ci] = [0.0, {}, None, False]
+            entry[0] += group.weight * factors[fi]
+            evidence = {"term": " + ".join(matched_terms), "field": FIELDS[fi],
+                        "weight": group.weight,
+                        "rule": "and" + (f" within {group.near} words" if group.near else "")}
+            if entry[2] is None:
+                entry[2] = [evidence]
+            else:
+                entry[2].append(evidence)
+            entry[3] = entry[3] or (fi != 2 and group.weight > 0)
 
-        result_cats: dict[int, tuple[float, list[dict]]] = {}
+        result_cats: dict[int, float] = {}
         suppressed = []
-        for ci, (score, evidence, lede) in scores.items():
-            cat = self.categories[ci]
+        for ci, (score, _t, _a, lede) in scores.items():
+            cat = categories[ci]
             if score < cat.threshold:
                 continue
             if ci in nots:
@@ -245,47 +287,51 @@ class Matcher:
                 suppressed.append({"kind": cat.kind, "tag": cat.slug, "score": round(score, 2),
                                    "reason": "only mentioned in the body text"})
                 continue
-            result_cats[ci] = (score, sorted(evidence, key=lambda e: -e["weight"]))
+            result_cats[ci] = score
 
-        given = {(self.categories[ci].kind, self.categories[ci].slug) for ci in result_cats}
+        given = {(categories[ci].kind, categories[ci].slug) for ci in result_cats}
         for ci in list(result_cats):
-            cat = self.categories[ci]
+            cat = categories[ci]
+            if not cat.unless:
+                continue
             blockers = [u for u in cat.unless if (cat.kind, u) in given]
             if blockers:
                 suppressed.append({"kind": cat.kind, "tag": cat.slug,
-                                   "score": round(result_cats[ci][0], 2),
+                                   "score": round(result_cats[ci], 2),
                                    "reason": f"not given together with {', '.join(blockers)}"})
                 del result_cats[ci]
 
         # A region only when the item is chiefly about it: drop regions far weaker than the best.
-        region_scores = {ci: sc for ci, (sc, _e) in result_cats.items()
-                         if self.categories[ci].kind == "region"}
+        region_scores = {ci: sc for ci, sc in result_cats.items() if categories[ci].kind == "region"}
         if region_scores:
             best = max(region_scores.values())
             for ci, sc in region_scores.items():
                 if sc < self.settings.region_dominance * best:
-                    cat = self.categories[ci]
+                    cat = categories[ci]
                     suppressed.append({"kind": "region", "tag": cat.slug, "score": round(sc, 2),
                                        "reason": f"much weaker than the item's main region ({best:g})"})
                     del result_cats[ci]
 
         relevance = self.taxonomy.relevance
-        rel_index = len(self.categories) - 1 if relevance is not None else -1
         if relevance is not None:
-            rel_score, rel_evidence = scores.get(rel_index, (0.0, [], False))[:2]
+            rel_index = len(categories) - 1
+            entry = scores.get(rel_index)
+            rel_score = entry[0] if entry is not None else 0.0
+            rel_evidence = _evidence(entry, unsorted=True) if entry is not None else []
             relevant = rel_index in result_cats
         else:
-            relevant = any(self.categories[ci].kind == "topic" for ci in result_cats)
+            relevant = any(categories[ci].kind == "topic" for ci in result_cats)
             rel_score, rel_evidence = (1.0 if relevant else 0.0), []
         result = TagResult(relevant=relevant, relevance_score=round(rel_score, 2),
                            relevance_evidence=rel_evidence, suppressed=suppressed)
         if not relevant:
             return result
         chosen: dict[tuple[str, str], Tag] = {}
-        for ci, (score, evidence) in result_cats.items():
-            cat = self.categories[ci]
+        for ci, score in result_cats.items():
+            cat = categories[ci]
             if cat.kind != "relevance":
-                chosen[(cat.kind, cat.slug)] = Tag(cat.kind, cat.slug, round(score, 2), evidence)
+                chosen[(cat.kind, cat.slug)] = Tag(cat.kind, cat.slug, round(score, 2),
+                                                   _evidence(scores[ci]))
         tables = {"region": self.taxonomy.regions, "topic": self.taxonomy.topics}
         for kind, slugs in (("region", source_regions), ("topic", source_topics)):
             for slug in slugs:
@@ -306,17 +352,32 @@ class Matcher:
         return result
 
 
-def _and_match(found: list[list[tuple[str, int, str]]], near: int | None):
-    """(field, terms) when every part matched (in one field within `near` words, if set)."""
+def _neg_weight(hit: tuple) -> float:
+    return -hit[3]
+
+
+def _evidence(entry: list, unsorted: bool = False) -> list[dict]:
+    """Evidence of a category's score (built only for the categories that are shown)."""
+    _score, per_term, and_evidence, _lede = entry
+    evidence = [{"term": term, "field": FIELDS[fi], "weight": weight, "lang": lang, "count": count}
+                for (term, lang), (_factor, count, fi, weight) in per_term.items()]
+    if and_evidence:
+        evidence.extend(and_evidence)
+    if unsorted:
+        return evidence
+    return sorted(evidence, key=lambda e: -e["weight"])
+
+
+def _and_match(found: list[list[tuple[int, int, str]]], near: int | None):
+    """(field index, terms) when every part matched (in one field within `near` words, if set)."""
     if near is None:
         best = {}
         for hits in found:
-            fname, _w, term = min(hits, key=lambda h: FIELDS.index(h[0]))
-            best[term] = fname
-        worst = max(best.values(), key=FIELDS.index)
-        return worst, list(best)
-    for fname in FIELDS:
-        per_part = [[(w, t) for f, w, t in hits if f == fname] for hits in found]
+            fi, _w, term = min(hits, key=_field_of)
+            best[term] = fi
+        return max(best.values()), list(best)
+    for fi in range(3):
+        per_part = [[(w, t) for f, w, t in hits if f == fi] for hits in found]
         if not all(per_part):
             continue
         for w0, t0 in per_part[0]:
@@ -327,8 +388,12 @@ def _and_match(found: list[list[tuple[str, int, str]]], near: int | None):
                     break
                 chosen.append(close[0])
             else:
-                return fname, chosen
+                return fi, chosen
     return None
+
+
+def _field_of(hit: tuple) -> int:
+    return hit[0]
 
 
 _MATCHERS: weakref.WeakKeyDictionary[Taxonomy, Matcher] = weakref.WeakKeyDictionary()
