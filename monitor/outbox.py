@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.errors import DigestError, MailError, MonitorError
-from monitor.mailer import SmtpSender, build_message, make_message_id
+from monitor.mailer import MimeBody, SmtpSender, build_message, compose_message, make_message_id
 from monitor.store import transaction
 from monitor.subscribers import (
     _row_to_dict,
@@ -274,7 +274,8 @@ def send_issue(
         if state != "sent":  # a re-run after resolve_unknown() leaves a sent issue sent
             _set_digest_state(db, issue_id, "sending")
         handled = 0
-        eight_bit: bool | None = None
+        prepare: _Preparer | None = None
+        answered = _Answered(db, config, stats)
         with SmtpSender(config.smtp) as sender:
             try:
                 while max_messages is None or handled < max_messages:
@@ -310,27 +311,25 @@ def send_issue(
                         continue
                     if max_messages is not None:
                         rows = rows[: max_messages - handled]
-                    # The next message is rendered while the server digests the current one.
-                    if eight_bit is None:
+                    if prepare is None:
                         eight_bit = sender.supports("8bitmime")
-                    prepared = _prepare(config, db, issue_id, rows[0], render, eight_bit)
-                    for i, row in enumerate(rows):
-                        handled += 1
-                        following = rows[i + 1] if i + 1 < len(rows) else None
-                        prepared = _deliver(
-                            db,
-                            config,
-                            issue_id,
-                            row,
-                            prepared,
-                            sender,
-                            stats,
-                            lambda r=following, e=eight_bit: (
-                                _prepare(config, db, issue_id, r, render, e) if r else None
-                            ),
-                        )
-                        if progress:
-                            progress(stats)
+                        prepare = _Preparer(config, db, issue_id, render, eight_bit)
+                    # The next message is prepared while the server digests the current one, and
+                    # a delivery is recorded in the same commit that claims the next row.
+                    prepared = prepare(rows[0])
+                    try:
+                        for i, row in enumerate(rows):
+                            handled += 1
+                            following = rows[i + 1] if i + 1 < len(rows) else None
+                            later = _Later(lambda r=following, p=prepare: p(r) if r else None)
+                            _deliver(db, row, prepared, sender, stats, later, answered)
+                            prepared = later.result()
+                            if progress:
+                                progress(stats)
+                    finally:
+                        answered.record()
+                    if progress:
+                        progress(stats)
             finally:
                 stats.connections = sender.connections
         stats.remaining = db.execute(
@@ -344,25 +343,72 @@ def send_issue(
     return stats
 
 
-def _prepare(config, db, issue_id: int, row: dict, render, allow_8bit: bool) -> bytes | None:
-    """The wire bytes for one outbox row, or None when its subscriber is no longer active."""
-    if row["s_id"] is None or row["s_status"] != "active":
+def _variant_renderer(render) -> Callable | None:
+    """monitor.render.render_variant when render is monitor.render.render_issue: it gives the
+    message of a section set with placeholders for the personal links, so the MIME body of each
+    variant is encoded once and only filled in per recipient."""
+    try:
+        from monitor import render as rendering
+    except ImportError:
         return None
-    subscriber = _subscriber_of(row)
-    rendered = render(config, db, issue_id, subscriber, test=False)
-    return build_message(
-        config,
-        to_address=row["email"],
-        to_name=subscriber["name"],
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=row["message_id"],
-        unsubscribe_url=unsubscribe_url(config, subscriber),
-        unsubscribe_mailto=unsubscribe_mailto(config, subscriber),
-        list_id=True,
-        allow_8bit=allow_8bit,
-    )
+    return rendering.render_variant if render is rendering.render_issue else None
+
+
+class _Preparer:
+    """The wire bytes for one outbox row, or None when its subscriber is no longer active."""
+
+    _BODIES = 256  # encoded variants kept (at most 2^7 section sets with the bundled config)
+
+    def __init__(self, config, db, issue_id: int, render, allow_8bit: bool):
+        self.config, self.db, self.issue_id, self.render = config, db, issue_id, render
+        self.allow_8bit = allow_8bit
+        self.variant = _variant_renderer(render)
+        self.bodies: dict[tuple, MimeBody] = {}
+
+    def __call__(self, row: dict) -> bytes | None:
+        if row["s_id"] is None or row["s_status"] != "active":
+            return None
+        config = self.config
+        subscriber = _subscriber_of(row)
+        unsubscribe = unsubscribe_url(config, subscriber)
+        if self.variant is None:
+            rendered = self.render(config, self.db, self.issue_id, subscriber, test=False)
+            subject = rendered.subject
+            body = MimeBody(rendered.text, rendered.html, allow_8bit=self.allow_8bit).fill()
+        else:
+            from monitor.render import personal_links
+
+            variant = self.variant(config, self.db, self.issue_id, subscriber, test=False)
+            subject = variant.subject
+            links = personal_links(config, subscriber, unsubscribe)
+            body = self._body(variant).fill(*variant.values(*links))
+            if body is None:  # the links cannot be filled into the encoded bytes exactly
+                rendered = variant.personalise(*links)
+                body = MimeBody(rendered.text, rendered.html, allow_8bit=self.allow_8bit).fill()
+        return compose_message(
+            config,
+            body,
+            to_address=row["email"],
+            to_name=subscriber["name"],
+            subject=subject,
+            message_id=row["message_id"],
+            unsubscribe_url=unsubscribe,
+            unsubscribe_mailto=unsubscribe_mailto(config, subscriber),
+            list_id=True,
+        )
+
+    def _body(self, variant) -> MimeBody:
+        body = self.bodies.get(variant.key)
+        if body is None:
+            if len(self.bodies) >= self._BODIES:
+                self.bodies.clear()
+            body = self.bodies[variant.key] = MimeBody(
+                variant.text,
+                variant.html,
+                allow_8bit=self.allow_8bit,
+                placeholders=variant.placeholders,
+            )
+        return body
 
 
 class _Later:
@@ -386,45 +432,79 @@ class _Later:
         return self.value
 
 
+class _Answered:
+    """The delivery answered but not yet recorded: it is recorded in the commit that claims the
+    next row, so at most one row is ever 'sending' and a message costs one commit."""
+
+    def __init__(self, db, config, stats: SendStats):
+        self.db, self.config, self.stats = db, config, stats
+        self.row: dict | None = None
+        self.result = None
+
+    def keep(self, row: dict, result) -> None:
+        self.row, self.result = row, result
+
+    def record(self) -> None:
+        if self.row is not None:
+            row, self.row = self.row, None
+            _record(self.db, self.config, row, self.result, self.stats)
+
+    def record_and_claim(self, row: dict) -> bool:
+        """Record the kept delivery and claim row ('sending') in one commit; False (and the row
+        skipped) when its subscriber is no longer active."""
+        if self.row is not None and self.result.outcome != "sent":
+            self.record()
+        db, now = self.db, _stamp()
+        with transaction(db):
+            if self.row is not None:
+                _record_sent(db, self.row, now)
+            # The subscriber is checked again here: the batch was read a moment ago, and someone
+            # who unsubscribed since must not get this issue.
+            claimed = db.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
+                "updated_at = ? WHERE id = ? AND status = 'queued' AND EXISTS (SELECT 1 FROM "
+                "subscribers s WHERE s.id = outbox.subscriber_id AND s.status = 'active')",
+                [now, row["id"]],
+            ).rowcount
+            skipped = 0
+            if not claimed:
+                skipped = db.execute(
+                    "UPDATE outbox SET status = 'skipped', updated_at = ?, "
+                    "last_error = 'subscriber no longer active' WHERE id = ? AND status = 'queued'",
+                    [now, row["id"]],
+                ).rowcount
+        if self.row is not None:
+            self.row = None
+            self.stats.sent += 1
+        self.stats.skipped += skipped
+        return bool(claimed)
+
+
 def _deliver(
     db,
-    config,
-    issue_id: int,
     row: dict,
     data: bytes | None,
     sender: SmtpSender,
     stats: SendStats,
-    prepare_next,
-) -> bytes | None:
-    """Send one prepared row and record the outcome; returns the next row's prepared bytes."""
+    while_waiting,
+    answered: _Answered,
+) -> None:
+    """Claim one row and hand its message over; the answer is kept in `answered`."""
     outbox_id = row["id"]
-    later = _Later(prepare_next)
     if data is None:
         # Unsubscribed, bounced or erased since the list was frozen.
+        answered.record()
         db.execute(
             "UPDATE outbox SET status = 'skipped', updated_at = ?, last_error = ? "
             "WHERE id = ? AND status = 'queued'",
             [_stamp(), f"subscriber is {row['s_status'] or 'erased'}", outbox_id],
         )
         stats.skipped += 1
-        return later.result()
-    # The subscriber is checked again here: the batch was read a moment ago, and someone who
-    # unsubscribed since must not get this issue.
-    claimed = db.execute(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, "
-        "updated_at = ? WHERE id = ? AND status = 'queued' AND EXISTS (SELECT 1 FROM "
-        "subscribers s WHERE s.id = outbox.subscriber_id AND s.status = 'active')",
-        [_stamp(), outbox_id],
-    ).rowcount
-    if not claimed:
-        stats.skipped += db.execute(
-            "UPDATE outbox SET status = 'skipped', updated_at = ?, "
-            "last_error = 'subscriber no longer active' WHERE id = ? AND status = 'queued'",
-            [_stamp(), outbox_id],
-        ).rowcount
-        return later.result()
+        return
+    if not answered.record_and_claim(row):
+        return
     try:
-        result = sender.send(row["email"], data, while_waiting=later)
+        result = sender.send(row["email"], data, while_waiting=while_waiting)
     except BaseException:
         # Connection or sender refused before anything was handed over: not delivered.
         db.execute(
@@ -433,19 +513,22 @@ def _deliver(
             [_stamp(), outbox_id],
         )
         raise
-    _record(db, config, row, result, stats)
-    return later.result()
+    answered.keep(row, result)
+
+
+def _record_sent(db, row: dict, stamp: str) -> None:
+    db.execute(
+        "UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL "
+        "WHERE id = ?",
+        [stamp, stamp, row["id"]],
+    )
 
 
 def _record(db, config, row: dict, result, stats: SendStats) -> None:
     outbox_id = row["id"]
     now = datetime.now(UTC)
     if result.outcome == "sent":
-        db.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, updated_at = ?, last_error = NULL "
-            "WHERE id = ?",
-            [_stamp(now), _stamp(now), outbox_id],
-        )
+        _record_sent(db, row, _stamp(now))
         stats.sent += 1
     elif result.outcome == "permanent":
         with transaction(db):

@@ -15,7 +15,7 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -47,14 +47,32 @@ class RenderedMessage:
 
 
 @dataclass(frozen=True)
-class _Compiled:
+class Variant:
+    """An issue's message for one section set, its personal links still placeholders: every
+    subscriber with the same sections gets it, so a sender can encode it once (monitor.outbox)."""
+
+    key: tuple
     subject: str
     html: str
     text: str
     web_url: str
+    placeholders: ClassVar[tuple[str, str]] = (_UNSUBSCRIBE, _PREFERENCES)
+
+    def values(self, unsubscribe: str, preferences: str) -> tuple[dict[str, str], dict[str, str]]:
+        """What each placeholder becomes in the text part and in the (escaped) HTML part."""
+        text = {_UNSUBSCRIBE: unsubscribe, _PREFERENCES: preferences}
+        return text, {k: html_lib.escape(v, quote=True) for k, v in text.items()}
+
+    def personalise(self, unsubscribe: str, preferences: str) -> RenderedMessage:
+        text_values, html_values = self.values(unsubscribe, preferences)
+        html, text = self.html, self.text
+        for mark in self.placeholders:
+            html = html.replace(mark, html_values[mark])
+            text = text.replace(mark, text_values[mark])
+        return RenderedMessage(self.subject, html, text, self.web_url)
 
 
-_cache: OrderedDict[tuple, _Compiled] = OrderedDict()
+_cache: OrderedDict[tuple, Variant] = OrderedDict()
 _cache_lock = threading.Lock()
 _envs: dict[Path, jinja2.Environment] = {}
 _memos: dict[int, tuple[Config, dict]] = {}
@@ -71,6 +89,14 @@ def render_issue(config: Config, db: Any, issue_id: int, subscriber: dict | None
     plus EU-wide developments. The unsubscribe and preferences links come from the arguments, else
     from monitor.subscribers, else point at the generic pages of [digest] base_url.
     """
+    variant = render_variant(config, db, issue_id, subscriber, test=test)
+    return variant.personalise(*personal_links(config, subscriber, unsubscribe_url,
+                                               preferences_url))
+
+
+def render_variant(config: Config, db: Any, issue_id: int, subscriber: dict | None = None, *,
+                   test: bool = False) -> Variant:
+    """The subscriber's variant of the issue (render_issue without the personal links)."""
     row = db.execute("SELECT revision FROM digests WHERE id = ?", [issue_id]).fetchone()
     if row is None:
         raise DigestError(f"There is no digest issue with id {issue_id}.")
@@ -80,15 +106,7 @@ def render_issue(config: Config, db: Any, issue_id: int, subscriber: dict | None
     slugs = memo.get(wanted)
     if slugs is None:
         slugs = memo[wanted] = sections_for(config, subscriber)
-    compiled = _compiled(config, db, issue_id, row[0], slugs, test, memo["key"])
-    unsubscribe, preferences = _links(config, subscriber, unsubscribe_url, preferences_url)
-    return RenderedMessage(
-        subject=compiled.subject,
-        html=compiled.html.replace(_UNSUBSCRIBE, html_lib.escape(unsubscribe, quote=True))
-                          .replace(_PREFERENCES, html_lib.escape(preferences, quote=True)),
-        text=compiled.text.replace(_UNSUBSCRIBE, unsubscribe).replace(_PREFERENCES, preferences),
-        web_url=compiled.web_url,
-    )
+    return _compiled(config, db, issue_id, row[0], slugs, test, memo["key"])
 
 
 def render_web(config: Config, db: Any, issue_id: int) -> str:
@@ -240,7 +258,7 @@ def _memo(config: Config) -> dict:
 
 
 def _compiled(config: Config, db: Any, issue_id: int, revision: int, slugs: tuple[str, ...],
-              test: bool, config_key: tuple) -> _Compiled:
+              test: bool, config_key: tuple) -> Variant:
     key = (config_key, issue_id, revision, slugs, test)
     with _cache_lock:
         hit = _cache.get(key)
@@ -253,7 +271,7 @@ def _compiled(config: Config, db: Any, issue_id: int, revision: int, slugs: tupl
     html = compile_mjml(source, "digest.mjml")
     text = _render_template(env, "digest.txt", context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    compiled = _Compiled(context["subject"], html, text, context["web_url"])
+    compiled = Variant(key, context["subject"], html, text, context["web_url"])
     with _cache_lock:
         _cache[key] = compiled
         while len(_cache) > _CACHE_SIZE:
@@ -328,8 +346,9 @@ def _relative(filename: str | None, folder: Path | None) -> str | None:
         return filename
 
 
-def _links(config: Config, subscriber: dict | None, unsubscribe: str | None,
-           preferences: str | None) -> tuple[str, str]:
+def personal_links(config: Config, subscriber: dict | None, unsubscribe: str | None = None,
+                   preferences: str | None = None) -> tuple[str, str]:
+    """(unsubscribe, preferences) links of a subscriber, checked (see render_issue)."""
     base = config.digest.base_url
     if subscriber is not None and (unsubscribe is None or preferences is None):
         try:
