@@ -415,3 +415,12 @@ def m302_tagging_fts_update_trigger(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+@migration
+def m503_web_source_volume_per_source(db: sqlite_utils.Database) -> None:
+    """Source health (issue 5): a source's weekly volume is a range count on this index (the
+    crawl's per-source totals in store.py use it too)."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS item_sources_by_source ON item_sources(source, first_seen)"
+    )
