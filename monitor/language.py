@@ -57,6 +57,46 @@ def fold(text: str) -> str:
     return text
 
 
+def _fold_chars(text: str) -> str:
+    """The per-character part of normalising (casefolded text in): decompose, drop marks and
+    invisible characters, map the letters NFKD keeps, turn everything but letters and digits
+    into spaces. Each character is folded on its own, which the latin-1 table relies on."""
+    if not unicodedata.is_normalized("NFKD", text):
+        text = unicodedata.normalize("NFKD", text)
+    text = _STRIP.sub("", text)
+    if _SPECIAL_CHARS.search(text):
+        text = text.translate(_SPECIAL)
+    text = text.encode("utf-8", "surrogatepass").translate(_ASCII_TABLE).decode("utf-8", "surrogatepass")
+    if not text.isascii():
+        text = _OTHER_NONWORD.sub(" ", text)
+    return text
+
+
+def _latin1_tables() -> tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes]:
+    """Casefolding then _fold_chars, for each latin-1 character: a byte table (one character in,
+    one out), the bytes that vanish (soft hyphen), the few that expand ("ß" -> "ss", "æ" -> "ae"),
+    and those that fold outside latin-1 (µ -> μ), which send the text down the general path."""
+    table, delete, expand, outside = bytearray(range(256)), bytearray(), [], bytearray()
+    for code in range(256):
+        folded = _fold_chars(chr(code).casefold())
+        if not folded.isascii():
+            outside.append(code)
+        elif folded == "":
+            delete.append(code)
+        elif len(folded) == 1:
+            table[code] = ord(folded)
+        else:
+            expand.append((bytes([code]), folded.encode("ascii")))
+    return bytes(table), bytes(delete), tuple(expand), bytes(outside)
+
+
+_LATIN1_TABLE, _LATIN1_DELETE, _LATIN1_EXPAND, _LATIN1_OUTSIDE = _latin1_tables()
+# Punctuation outside latin-1 that Western European text is full of (quotes, dashes, ellipsis)
+# folds to spaces: replacing it first lets such text take the latin-1 table.
+_PUNCTUATION = "".join(c for c in "\u2019\u201c\u201d\u2013\u2014\u201e\u2018\u2026\u2022"
+                       if _fold_chars(c).isspace())
+
+
 def normalise(text: str | None) -> str:
     """Text -> folded words separated by single spaces (the form terms and texts are matched in)."""
     if not text:
@@ -65,17 +105,30 @@ def normalise(text: str | None) -> str:
         text = _TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
-    text = text.casefold()
-    if not text.isascii():
-        if not unicodedata.is_normalized("NFKD", text):
-            text = unicodedata.normalize("NFKD", text)
-        text = _STRIP.sub("", text)
-        if _SPECIAL_CHARS.search(text):
-            text = text.translate(_SPECIAL)
-    text = text.encode("utf-8", "surrogatepass").translate(_ASCII_TABLE).decode("utf-8", "surrogatepass")
-    if not text.isascii():
-        text = _OTHER_NONWORD.sub(" ", text)
-    return _RUNS.sub(" ", text).strip()
+    data = None
+    if text.isascii():
+        data = text.encode("ascii")
+    else:
+        for mark in _PUNCTUATION:
+            if mark in text:
+                text = text.replace(mark, " ")
+        try:
+            data = text.encode("latin-1")
+        except UnicodeEncodeError:
+            pass
+        if data is not None and any(code in data for code in _LATIN1_OUTSIDE):
+            data = None
+    if data is None:
+        data = _fold_chars(text.casefold()).encode("utf-8", "surrogatepass")
+    else:
+        # latin-1 (ASCII included): casefolding and folding are one byte table
+        for char, folded in _LATIN1_EXPAND:
+            if char in data:
+                data = data.replace(char, folded)
+        data = data.translate(_LATIN1_TABLE, _LATIN1_DELETE)
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    return data.strip(b" ").decode("utf-8", "surrogatepass")
 
 
 # -- language detection -------------------------------------------------------------------------

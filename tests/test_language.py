@@ -48,3 +48,12 @@ def test_too_short_text_keeps_the_declared_language():
 def test_serbo_croatian_declared_variant_is_kept():
     text = "Migranti u kampu Lipa kod Bihaća čekaju zimu bez struje i vode, upozoravaju humanitarci."
     assert detect_language(text, declared="bs") == "bs"
+
+
+def test_western_european_punctuation_and_latin1_letters_fold_like_any_other_text():
+    text = "«Réfugiés» – l’Œuvre d’Æsop… „Straße“ ½ ÞÓRSHÖFN\u00a0ÿ\u00ades"
+    assert normalise(text) == "refugies l oeuvre d aesop strasse 1 2 thorshofn yes"
+    # the same characters next to a letter outside latin-1 (the general path) fold the same way
+    for code in range(32, 256):
+        char = chr(code)
+        assert normalise(f"a{char}b ł") == (normalise(f"a{char}b") + " l").strip(), repr(char)
