@@ -71,6 +71,7 @@ def render(
         "user": current_user(request),
         "csrf_token": csrf_token(request),
         "nav": visible_nav(request),
+        "current_path": request.scope["path"],
         "config": get_config(request),
     }
     ctx.update(context or {})
