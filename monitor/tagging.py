@@ -301,11 +301,18 @@ class Matcher:
                                    "reason": f"not given together with {', '.join(blockers)}"})
                 del result_cats[ci]
 
-        # A region only when the item is chiefly about it: drop regions far weaker than the best.
+        # A region only when the item is chiefly about it: drop regions far weaker than the best
+        # other place. A region's parent or child is the same place seen wider or closer, so it
+        # never outweighs it (Lampedusa is not "much weaker" than a strong central-med).
         region_scores = {ci: sc for ci, sc in result_cats.items() if categories[ci].kind == "region"}
-        if region_scores:
-            best = max(region_scores.values())
+        if len(region_scores) > 1:
+            ancestors = {ci: self.taxonomy.ancestors("region", categories[ci].slug)
+                         for ci in region_scores}
             for ci, sc in region_scores.items():
+                slug = categories[ci].slug
+                best = max((s2 for c2, s2 in region_scores.items() if c2 != ci
+                            and categories[c2].slug not in ancestors[ci]
+                            and slug not in ancestors[c2]), default=0.0)
                 if sc < self.settings.region_dominance * best:
                     cat = categories[ci]
                     suppressed.append({"kind": "region", "tag": cat.slug, "score": round(sc, 2),
