@@ -158,7 +158,10 @@ class _Part:
         # The CRLF before a boundary belongs to the boundary: one more keeps a final line break.
         data = (
             b"Content-Type: " + content_type.encode("ascii") + b'; charset="utf-8"\r\n'
-            b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + body.replace(b"\n", b"\r\n")
+            b"Content-Transfer-Encoding: "
+            + cte
+            + b"\r\n\r\n"
+            + body.replace(b"\n", b"\r\n")
             + b"\r\n"
         )
         return cls(data, cte, tuple(p.encode("ascii") for p in present), longest, most)
@@ -308,9 +311,7 @@ def compose_message(
     for name, value in (extra_headers or {}).items():
         headers.append(f"{_clean(name)}: {_encoded(_clean(value))}")
     content_head, content = body
-    data = (
-        "\r\n".join(headers).encode("utf-8") + b"\r\n" + content_head + b"\r\n\r\n" + content
-    )
+    data = "\r\n".join(headers).encode("utf-8") + b"\r\n" + content_head + b"\r\n\r\n" + content
     signer = _dkim_signer(smtp.dkim_key_file, smtp.dkim_selector, smtp.dkim_domain)
     if signer is not None:
         data = signer(data) + data
