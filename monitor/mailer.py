@@ -20,11 +20,10 @@ from email.utils import formataddr, formatdate
 from functools import lru_cache
 from pathlib import Path
 
-import dkim
-
+from monitor import dkim_signing
 from monitor.errors import MailError
 
-# Headers the DKIM signature covers (those absent from a message are skipped by dkimpy).
+# Headers the DKIM signature covers (those absent from a message are skipped).
 DKIM_HEADERS = (
     b"from",
     b"to",
@@ -330,29 +329,25 @@ def _dkim_signer(key_file: Path | None, selector: str | None, domain: str | None
 
     def sign(data: bytes) -> bytes:
         try:
-            return dkim.sign(
-                data,
-                sel,
-                dom,
-                key,
-                canonicalize=(b"relaxed", b"relaxed"),
-                include_headers=list(DKIM_HEADERS),
-            )
-        except dkim.DKIMException as exc:
+            return dkim_signing.sign(data, key, sel, dom, DKIM_HEADERS)
+        except ValueError as exc:
             raise MailError(f"DKIM signing with {key_file} failed: {exc}.") from exc
 
     return sign
 
 
 @lru_cache(maxsize=4)
-def _read_key(path: str) -> bytes:
+def _read_key(path: str):
     try:
-        key = Path(path).read_bytes()
+        pem = Path(path).read_bytes()
     except OSError as exc:
         raise MailError(f"The DKIM key {path} cannot be read ({exc.strerror}).") from None
-    if b"PRIVATE KEY" not in key:
+    if b"PRIVATE KEY" not in pem:
         raise MailError(f"The DKIM key {path} is not a PEM private key.")
-    return key
+    try:
+        return dkim_signing.load_key(pem)
+    except (ValueError, TypeError) as exc:
+        raise MailError(f"The DKIM key {path} is not a usable RSA private key ({exc}).") from None
 
 
 # -- SMTP -----------------------------------------------------------------------------------------

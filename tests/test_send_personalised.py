@@ -103,3 +103,54 @@ def test_long_links_arrive_whole_in_lines_a_server_accepts(tmp_path, smtp_server
         assert len(_links(msg.get_body(("plain",)).get_content())["unsubscribe"]) > 500
     raws = [raw for _, _, raw in smtp_server.handler.messages]
     assert all(len(line) <= 998 for raw in raws for line in raw.split(b"\r\n"))
+
+
+def test_dkim_signed_issue_mail_verifies_and_a_changed_link_does_not(tmp_path, smtp_server):
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def dns(name, timeout=5):
+        return record if name == b"news2026._domainkey.example.org." else None
+
+    from monitor.config import load_config
+    from monitor.store import open_db
+    from tests.fixtures_digest import corpus_sources
+    from tests.helpers import write_config
+
+    smtp = {
+        **smtp_server.smtp_settings,
+        "dkim_key_file": str(key_file),
+        "dkim_selector": "news2026",
+        "dkim_domain": "example.org",
+    }
+    config = load_config(write_config(tmp_path, sources=corpus_sources(), smtp=smtp))
+    db = open_db(config.storage.database)
+    fill_week(db, config, 20)
+    issue = digest.draft_issue(db, config, WEEK, now=NOW)["id"]
+    db.execute("UPDATE digests SET state = 'approved' WHERE id = ?", [issue])
+    add_active(db, config, 2, prefix="med-", regions=["central-med"])
+    add_active(db, config, 1, prefix="all-")
+    assert send_issue(db, config, issue).sent == 3
+    raws = [raw for _, _, raw in smtp_server.handler.messages]
+    for raw in raws:
+        assert dkim.verify(raw, dnsfunc=dns)
+        # A changed link (in the header and the body) breaks the signature.
+        mine = LINK.search(raw.decode("utf-8")).group(2).encode("ascii")
+        assert not dkim.verify(raw.replace(mine, mine[::-1]), dnsfunc=dns)
