@@ -355,7 +355,7 @@ def _read_key(path: str):
 
 @dataclass(frozen=True)
 class SendResult:
-    outcome: str  # sent | temporary | permanent | unknown
+    outcome: str  # sent | temporary | permanent | unknown | cancelled (by the caller's claim)
     code: int | None = None
     message: str = ""
 
@@ -365,6 +365,9 @@ class SendResult:
 
     def describe(self) -> str:
         return f"{self.code} {self.message}".strip() if self.code else self.message
+
+
+_CANCELLED = SendResult("cancelled", None, "withdrawn before anything was handed over")
 
 
 def _dot_stuffed(data: bytes) -> bytes:
@@ -468,25 +471,30 @@ class SmtpSender:
             now = self._next_slot
         self._next_slot = now + self._min_interval
 
-    def send(self, to_address: str, data: bytes, while_waiting=None) -> SendResult:
+    def send(self, to_address: str, data: bytes, while_waiting=None, claim=None) -> SendResult:
         """Deliver one message to one recipient; never raises for the recipient's own problems.
 
         `unknown` means the connection broke after the whole message was handed over and before
         the server answered: it may or may not have been accepted. MailError is raised when the
         server cannot be reached at all or refuses our sender address. while_waiting() is called
-        (once, must not raise) while the server processes the message.
+        (once, must not raise) while the server processes the message. claim() is called once,
+        before anything of the message is handed over, while the server reads MAIL FROM; when it
+        returns False the transaction is reset and the outcome is `cancelled`.
         """
         self._throttle()
         utf8 = _needs_utf8(to_address)
         options = ["SMTPUTF8"] if utf8 else []
         if b"Content-Transfer-Encoding: 8bit" in data:
             options.append("BODY=8BITMIME")
+        claimed = claim is None
         for attempt in range(2):
             if self.conn is None:
                 self.conn = self._open()
             conn = self.conn
             try:
                 if utf8 and not conn.has_extn("smtputf8"):
+                    if not claimed and not claim():
+                        return _CANCELLED
                     return SendResult(
                         "permanent",
                         None,
@@ -494,7 +502,21 @@ class SmtpSender:
                         "SMTPUTF8, needed for this non-ASCII address",
                     )
                 conn.command_encoding = "utf-8" if utf8 else "ascii"
-                code, resp = conn.mail(self.cfg.from_address, options)
+                optionlist = " " + " ".join(options) if options and conn.does_esmtp else ""
+                conn.putcmd("mail", f"FROM:{smtplib.quoteaddr(self.cfg.from_address)}{optionlist}")
+                if not claimed:
+                    claimed = True
+                    try:
+                        granted = claim()
+                    except BaseException:
+                        self._drop()  # the answer to MAIL is still unread
+                        raise
+                    if not granted:
+                        with contextlib.suppress(smtplib.SMTPException, OSError):
+                            conn.getreply()
+                        self._reset()
+                        return _CANCELLED
+                code, resp = conn.getreply()
                 if code != 250:
                     self._reset()
                     if code >= 500:

@@ -36,7 +36,8 @@ _MAX_BACKOFF = 6 * 3600.0
 
 def _stamp(moment: datetime | None = None) -> str:
     # Microseconds: retry times in tests are fractions of a second; the format sorts as text.
-    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is ~3x cheaper than strftime; the same text for a UTC moment.
+    return (moment or datetime.now(UTC)).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 @dataclass
@@ -501,19 +502,27 @@ def _deliver(
         )
         stats.skipped += 1
         return
-    if not answered.record_and_claim(row):
-        return
+    claimed = False
+
+    def claim() -> bool:
+        # Committed while the server reads MAIL FROM, before any of the message is handed over.
+        nonlocal claimed
+        claimed = answered.record_and_claim(row)
+        return claimed
+
     try:
-        result = sender.send(row["email"], data, while_waiting=while_waiting)
+        result = sender.send(row["email"], data, while_waiting=while_waiting, claim=claim)
     except BaseException:
-        # Connection or sender refused before anything was handed over: not delivered.
-        db.execute(
-            "UPDATE outbox SET status = 'queued', attempts = attempts - 1, updated_at = ? "
-            "WHERE id = ?",
-            [_stamp(), outbox_id],
-        )
+        if claimed:
+            # Connection or sender refused before anything was handed over: not delivered.
+            db.execute(
+                "UPDATE outbox SET status = 'queued', attempts = attempts - 1, updated_at = ? "
+                "WHERE id = ?",
+                [_stamp(), outbox_id],
+            )
         raise
-    answered.keep(row, result)
+    if result.outcome != "cancelled":
+        answered.keep(row, result)
 
 
 def _record_sent(db, row: dict, stamp: str) -> None:
