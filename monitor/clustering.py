@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import heapq
 import itertools
 import math
 import re
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,8 +69,7 @@ class Doc:
     total: float = 0.0
 
     def weigh(self, df: DocFreq) -> None:
-        idf = df.idf
-        self.weights = {a: idf(a) for a in self.anchors}
+        self.weights = df.weights(self.anchors)
         self.total = sum(self.weights.values())
 
 
@@ -213,9 +211,32 @@ def stored_fingerprints(db, item_ids: list[int]) -> dict[int, tuple[np.ndarray, 
         for item_id, sig, anchors in db.execute(
                 f"""SELECT item_id, text_sig, anchors FROM cluster_fingerprints
                     WHERE item_id IN ({','.join('?' * len(chunk))})""", chunk).fetchall():
-            stems = frozenset(a for a in anchors.split("\x1f") if a and a[0] != "@") if anchors \
-                else frozenset()
-            out[item_id] = (np.frombuffer(sig, dtype=np.uint32), stems)
+            out[item_id] = (np.frombuffer(sig, dtype=np.uint32), _stems_of_anchors(anchors))
+    return out
+
+
+def _stems_of_anchors(anchors: str) -> frozenset[str]:
+    return frozenset(a for a in anchors.split("\x1f") if a and a[0] != "@") if anchors \
+        else frozenset()
+
+
+_FINGERPRINT_SQL = """SELECT item_id, at, complete, relevant, text_sig, anchors, regions
+                      FROM cluster_fingerprints"""
+
+
+def stored_fingerprint_rows(db) -> dict[int, tuple]:
+    """Every stored fingerprint row by item id (read once by a retag, in one scan)."""
+    return {row[0]: row for row in db.execute(_FINGERPRINT_SQL)}
+
+
+def fingerprints_of(rows: dict[int, tuple], item_ids: Iterable[int]
+                    ) -> dict[int, tuple[np.ndarray, frozenset[str]]]:
+    """stored_fingerprints, from rows read by stored_fingerprint_rows."""
+    out = {}
+    for item_id in item_ids:
+        row = rows.get(item_id)
+        if row is not None:
+            out[item_id] = (np.frombuffer(row[4], dtype=np.uint32), _stems_of_anchors(row[5]))
     return out
 
 
@@ -280,6 +301,23 @@ class DocFreq:
             value = self._cache[stem] = math.log((self.n + 2) / (self.counts.get(stem, 0) + 1))
         return value
 
+    def weights(self, anchors: Iterable[str]) -> dict[str, float]:
+        """{anchor: idf(anchor)} for many anchors (the values idf gives, with less overhead)."""
+        if self.n > self._cached_at * 1.1 + 10:
+            self._cache.clear()
+            self._cached_at = self.n
+        cache, counts, log, top = self._cache, self.counts, math.log, self.n + 2
+        out = {}
+        for a in anchors:
+            if a[0] == "@":
+                out[a] = CONCEPT_WEIGHT
+                continue
+            value = cache.get(a)
+            if value is None:
+                value = cache[a] = log(top / (counts.get(a, 0) + 1))
+            out[a] = value
+        return out
+
 
 @functools.lru_cache(maxsize=1 << 18)
 def _anchor_key(anchor: str) -> int:
@@ -310,9 +348,9 @@ def _band_keys(sig: np.ndarray) -> list[int]:
 def keys_of(doc: Doc, df: DocFreq, bands: list[int] | None = None) -> list[int]:
     """LSH band keys of the text signature, plus the doc's rarest stems (candidate generation)."""
     keys = bands if bands is not None else _band_keys(doc.text_sig)
-    stems = sorted((a for a in doc.anchors if a[0] != "@"),
-                   key=lambda a: (df.counts.get(a, 0), a))[:MAX_ANCHOR_KEYS]
-    keys.extend(_anchor_key(a) for a in stems)
+    get = df.counts.get
+    rarest = sorted([(get(a, 0), a) for a in doc.anchors if a[0] != "@"])[:MAX_ANCHOR_KEYS]
+    keys.extend(_anchor_key(a) for _n, a in rarest)
     return keys
 
 
@@ -338,11 +376,15 @@ def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
     return inter / smaller if smaller else 0.0
 
 
-def same_story(a: Doc, b: Doc, settings, df: DocFreq) -> bool:
-    """Near-duplicate text, or the same rare words, names, numbers and concepts in the lede."""
+def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = None) -> bool:
+    """Near-duplicate text, or the same rare words, names, numbers and concepts in the lede.
+
+    `text_sim` is text_similarity(a, b) when the caller computed it already (in bulk)."""
     if a.at is not None and b.at is not None and abs(a.at - b.at) > settings.cluster_window_days:
         return False
-    if text_similarity(a, b) >= settings.cluster_text_similarity:
+    if text_sim is None:
+        text_sim = text_similarity(a, b)
+    if text_sim >= settings.cluster_text_similarity:
         return True
     if a.at is None or b.at is None:
         return False  # without both dates only the same text, not the same story, can be told
@@ -386,12 +428,14 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
     window = settings.cluster_window_days
     ats = [d.at or 0.0 for d in order]
     bands = band_keys(np.stack([d.text_sig for d in order])) if order else []
+    sigs = np.stack([d.text_sig for d in order]) if order else None
     find, union = uf.find, uf.union
     for pos, doc in enumerate(order):
         doc.weigh(df)
         at = ats[pos]
-        counts: dict[int, int] = {}
-        get = counts.get
+        # every key's latest postings, in key order, then counted at once (a Counter keeps
+        # first-seen order, so ties rank as they did when counted one by one)
+        seen: list[int] = []
         for key in keys_of(doc, df, bands[pos]):
             plist = postings[key]
             # drop postings that fell out of the window (docs arrive in time order)
@@ -402,17 +446,18 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
                 while cut < len(plist) and at - ats[plist[cut]] > window:
                     cut += 1
                 del plist[:cut]
-            for other in plist[-20:]:
-                counts[other] = get(other, 0) + 1
+            seen.extend(plist[-20:])
             plist.append(pos)
-        if len(counts) > MAX_CANDIDATES:
-            candidates = heapq.nlargest(MAX_CANDIDATES, counts, key=counts.__getitem__)
-        else:
-            candidates = sorted(counts, key=counts.__getitem__, reverse=True)
-        for other in candidates:
-            # a candidate already in this doc's cluster needs no test (the union changes nothing)
-            if find(other) != find(pos) and same_story(doc, by_pos[other], settings, df):
-                union(pos, other)
+        if seen:
+            counts = Counter(seen)
+            # sorted is stable: equal counts keep first-seen order (as heapq.nlargest does)
+            candidates = sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]
+            sims = np.count_nonzero(sigs[candidates] == sigs[pos], axis=1).tolist()
+            for other, same in zip(candidates, sims, strict=True):
+                # a candidate already in this doc's cluster needs no test (the union changes nothing)
+                if find(other) != find(pos) and same_story(doc, by_pos[other], settings, df,
+                                                           same / NUM_PERM):
+                    union(pos, other)
         df.add(doc)
     members: dict[int, list[int]] = defaultdict(list)
     for pos in range(len(order)):
@@ -541,42 +586,80 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
     _refresh(db, touched)
 
 
-def rebuild_clusters(db, settings, docs: list[Doc]) -> tuple[int, int]:
-    """Bulk: recluster every doc from scratch (monitor retag). Returns (clusters, multi-item clusters)."""
+def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | None = None,
+                     stamps: dict[int, str | None] | None = None) -> tuple[int, int]:
+    """Bulk: recluster every doc from scratch (monitor retag). Returns (clusters, multi-item clusters).
+
+    The tables end as if they were emptied and refilled, but only rows that differ are written:
+    a retag after a small taxonomy change moves few items. `stored` (stored_fingerprint_rows)
+    and `stamps` (item id -> coalesce(published, fetched_at)) spare reading them again.
+    """
     members = link_docs(docs, settings)
-    db.execute("DELETE FROM cluster_keys")
-    db.execute("DELETE FROM cluster_fingerprints")
-    db.execute("DELETE FROM cluster_df")
-    db.execute("DELETE FROM clusters")
-    db.conn.executemany("INSERT INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (_fingerprint_row(d) for d in docs))
+    ids = {d.id for d in docs}
+
+    # fingerprints
+    if stored is None:
+        stored = stored_fingerprint_rows(db)
+    fingerprints = [_fingerprint_row(d) for d in docs]
+    gone = [(i,) for i in stored if i not in ids]
+    db.conn.executemany("DELETE FROM cluster_fingerprints WHERE item_id = ?", gone)
+    db.conn.executemany("INSERT OR REPLACE INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [r for r in fingerprints if stored.get(r[0]) != r])
+
+    # candidate keys and stem frequencies
     df = DocFreq()
-    rows = []
+    keys: dict[int, list[tuple]] = {}
     # New items are matched against recent ones only, so only recent items need candidate keys
     # (a generous four windows back from the newest item; an item re-processed later gets its own).
     latest = max((d.at for d in docs if d.at is not None), default=0.0)
     horizon = latest - 4 * settings.cluster_window_days
     for d in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
         if d.at is None or d.at >= horizon:
-            rows.extend((k, d.id, d.at or 0.0) for k in keys_of(d, df))
+            keys[d.id] = sorted((k, d.id, d.at or 0.0) for k in keys_of(d, df))
         df.add(d)
+    old_keys: dict[int, list[tuple]] = defaultdict(list)
+    for row in db.execute("SELECT key, item_id, at FROM cluster_keys"):
+        old_keys[row[1]].append(row)
+    stale = [(i,) for i, rows in old_keys.items() if i not in keys or sorted(rows) != keys[i]]
+    db.conn.executemany("DELETE FROM cluster_keys WHERE item_id = ?", stale)
+    rows = [r for i, new in keys.items() if sorted(old_keys.get(i, ())) != new for r in new]
     rows.sort()  # in index order: B-tree inserts then touch neighbouring pages
     db.conn.executemany("INSERT INTO cluster_keys (key, item_id, at) VALUES (?, ?, ?)", rows)
-    db.conn.executemany("INSERT INTO cluster_df (stem, df) VALUES (?, ?)", df.counts.items())
-    # only the items whose cluster changed are written (a retag after a small taxonomy change
-    # moves few of them)
+    old_df = dict(db.execute("SELECT stem, df FROM cluster_df"))
+    db.conn.executemany("DELETE FROM cluster_df WHERE stem = ?",
+                        [(stem,) for stem in old_df if stem not in df.counts])
+    db.conn.executemany("INSERT OR REPLACE INTO cluster_df (stem, df) VALUES (?, ?)",
+                        [(stem, n) for stem, n in df.counts.items() if old_df.get(stem) != n])
+
+    # only the items whose cluster changed are written
     current = dict(db.conn.execute("SELECT id, cluster_id FROM items"))
     db.conn.executemany("UPDATE items SET cluster_id = ? WHERE id = ?",
-                        [(ids[0], i) for i, ids in members.items() if current.get(i) != ids[0]])
-    founders = {ids[0]: ids for ids in members.values()}
-    multi = [cid for cid, ids in founders.items() if len(ids) > 1]
-    singles = [cid for cid, ids in founders.items() if len(ids) == 1]
+                        [(ids_[0], i) for i, ids_ in members.items() if current.get(i) != ids_[0]])
+
+    # clusters: representative (earliest complete item, else earliest), size, first and last date
+    if stamps is None or not ids <= stamps.keys():
+        stamps = dict(db.execute("SELECT id, coalesce(published, fetched_at) FROM items"))
+    complete = {d.id: d.complete for d in docs}
+    founders = {ids_[0]: ids_ for ids_ in members.values()}
+    clusters = {}
+    for cid, member_ids in founders.items():
+        if len(member_ids) == 1:
+            clusters[cid] = (cid, cid, 1, stamps.get(cid), stamps.get(cid))
+            continue
+        # as SQL orders coalesce(published, fetched_at), id: no date first
+        order = sorted(member_ids, key=lambda i: (stamps.get(i) is not None, stamps.get(i) or "", i))
+        rep = next((i for i in order if complete[i]), order[0])
+        clusters[cid] = (cid, rep, len(order), stamps.get(order[0]), stamps.get(order[-1]))
+    old_clusters = {r[0]: r for r in db.execute(
+        "SELECT id, representative_id, size, first_at, last_at FROM clusters")}
+    db.conn.executemany("DELETE FROM clusters WHERE id = ?",
+                        [(cid,) for cid in old_clusters if cid not in clusters])
     db.conn.executemany(
-        """INSERT INTO clusters (id, representative_id, size, first_at, last_at)
-           SELECT id, id, 1, coalesce(published, fetched_at), coalesce(published, fetched_at)
-           FROM items WHERE id = ?""", ((cid,) for cid in singles))
-    _refresh(db, multi)
-    return len(founders), len(multi)
+        "INSERT OR REPLACE INTO clusters (id, representative_id, size, first_at, last_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [row for cid, row in clusters.items() if old_clusters.get(cid) != row])
+    multi = sum(1 for ids_ in founders.values() if len(ids_) > 1)
+    return len(founders), multi
 
 
 def cluster_info(db, cluster_id: int) -> dict | None:

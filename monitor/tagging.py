@@ -475,7 +475,8 @@ def _prf(tp: int, fp: int, fn: int) -> dict:
 # -- stored items ---------------------------------------------------------------------------------
 
 _ITEM_SQL = """SELECT id, source, title, summary, substr(text, 1, ?) AS text, language,
-                      declared_language, published, fetched_at, full_text, tagged_at
+                      declared_language, published, fetched_at, full_text, tagged_at,
+                      language AS stored_language, relevant AS stored_relevant
                FROM items WHERE id IN ({marks})"""
 
 
@@ -513,8 +514,18 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
     return out
 
 
-def _write_tags(db, tagged: list[tuple[dict, TagResult]], now: str) -> None:
+def _tag_rows_of(tagged: list[tuple[dict, TagResult]]) -> dict[int, list[tuple]]:
+    """item id -> its item_tags rows (kind, tag, score, evidence JSON), in the stored order."""
+    return {row["id"]: sorted((t.kind, t.slug, t.score, json.dumps(t.evidence, ensure_ascii=False))
+                              for t in res.tags)
+            for row, res in tagged}
+
+
+def _write_tags(db, tagged: list[tuple[dict, TagResult]], now: str,
+                rows: dict[int, list[tuple]] | None = None) -> None:
     ids = [row["id"] for row, _ in tagged]
+    if rows is None:
+        rows = _tag_rows_of(tagged)
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         db.execute(f"DELETE FROM item_tags WHERE item_id IN ({','.join('?' * len(chunk))})", chunk)
@@ -522,8 +533,27 @@ def _write_tags(db, tagged: list[tuple[dict, TagResult]], now: str) -> None:
                         [(row["language"], int(res.relevant), now, row["id"]) for row, res in tagged])
     db.conn.executemany(
         "INSERT INTO item_tags (item_id, kind, tag, score, evidence) VALUES (?, ?, ?, ?, ?)",
-        [(row["id"], t.kind, t.slug, t.score, json.dumps(t.evidence, ensure_ascii=False))
-         for row, res in tagged for t in res.tags])
+        [(item_id, *tag) for item_id in ids for tag in rows[item_id]])
+
+
+def _changed(db, tagged: list[tuple[dict, TagResult]]
+             ) -> tuple[list[tuple[dict, TagResult]], dict[int, list[tuple]]]:
+    """The tagged rows whose language, relevance or tags differ from what is stored (or that were
+    never tagged), with their new item_tags rows: a retag writes only those."""
+    ids = [row["id"] for row, _ in tagged]
+    stored: dict[int, list[tuple]] = {i: [] for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for item_id, *tag in db.execute(
+                f"""SELECT item_id, kind, tag, score, evidence FROM item_tags
+                    WHERE item_id IN ({','.join('?' * len(chunk))})""", chunk):
+            stored[item_id].append(tuple(tag))
+    new = _tag_rows_of(tagged)
+    changed = [(row, res) for row, res in tagged
+               if row["tagged_at"] is None or row["language"] != row["stored_language"]
+               or row["stored_relevant"] != int(res.relevant)
+               or sorted(stored[row["id"]]) != new[row["id"]]]
+    return changed, new
 
 
 def process_items(db, config, item_ids: list[int]) -> None:
@@ -554,7 +584,11 @@ class RetagStats:
 
 def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
               batch: int = 2000, redetect_language: bool = False) -> RetagStats:
-    """Re-tag the whole archive with the current taxonomy, then rebuild every story cluster."""
+    """Re-tag the whole archive with the current taxonomy, then rebuild every story cluster.
+
+    Only what changed is written: items whose language, relevance or tags differ, and the
+    cluster rows that differ (a second retag with the same taxonomy writes nothing).
+    """
     import time
 
     from monitor import clustering
@@ -566,22 +600,27 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
     total = len(ids)
     now = now_iso()
     docs = []
+    stamps: dict[int, str | None] = {}
+    stored = clustering.stored_fingerprint_rows(db)
     for start in range(0, total, batch):
         rows = _load(db, config, ids[start:start + batch])
         tagged = _tag_rows(config, rows, redetect=redetect_language)
-        with transaction(db):
-            _write_tags(db, tagged, now)
-        for _row, res in tagged:
+        changed, tag_rows = _changed(db, tagged)
+        if changed:
+            with transaction(db):
+                _write_tags(db, changed, now, tag_rows)
+        for row, res in tagged:
             stats.relevant += res.relevant
             stats.tags += len(res.tags)
-        docs.extend(clustering.docs_from_rows(
-            tagged, clustering.stored_fingerprints(db, [row["id"] for row, _ in tagged])))
+            stamps[row["id"]] = row["published"] or row["fetched_at"]
+        docs.extend(clustering.docs_from_rows(tagged, clustering.fingerprints_of(
+            stored, [row["id"] for row, _ in tagged])))
         stats.items += len(rows)
         if progress:
             progress(stats.items, total)
     with transaction(db):
         stats.clusters, stats.multi_item_clusters = clustering.rebuild_clusters(
-            db, config.taxonomy.settings, docs)
+            db, config.taxonomy.settings, docs, stored=stored, stamps=stamps)
     stats.seconds = time.perf_counter() - started
     return stats
 
