@@ -303,15 +303,19 @@ class DocFreq:
 
     def weights(self, anchors: Iterable[str]) -> dict[str, float]:
         """{anchor: idf(anchor)} for many anchors (the values idf gives, with less overhead)."""
-        if self.n > self._cached_at * 1.1 + 10:
-            self._cache.clear()
-            self._cached_at = self.n
         cache, counts, log, top = self._cache, self.counts, math.log, self.n + 2
+        fresh = False
         out = {}
         for a in anchors:
             if a[0] == "@":
                 out[a] = CONCEPT_WEIGHT
                 continue
+            if not fresh:
+                # as idf does: the age of the cache is checked when a stem is first weighed
+                fresh = True
+                if self.n > self._cached_at * 1.1 + 10:
+                    cache.clear()
+                    self._cached_at = self.n
             value = cache.get(a)
             if value is None:
                 value = cache[a] = log(top / (counts.get(a, 0) + 1))
@@ -350,7 +354,7 @@ def keys_of(doc: Doc, df: DocFreq, bands: list[int] | None = None) -> list[int]:
     keys = bands if bands is not None else _band_keys(doc.text_sig)
     get = df.counts.get
     rarest = sorted([(get(a, 0), a) for a in doc.anchors if a[0] != "@"])[:MAX_ANCHOR_KEYS]
-    keys.extend(_anchor_key(a) for _n, a in rarest)
+    keys.extend([_anchor_key(a) for _n, a in rarest])
     return keys
 
 
@@ -424,12 +428,21 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
     df = DocFreq(dict(background.counts), background.n) if background else DocFreq()
     postings: dict[int, list[int]] = defaultdict(list)
     by_pos = order
-    uf = _UnionFind()
     window = settings.cluster_window_days
     ats = [d.at or 0.0 for d in order]
     bands = band_keys(np.stack([d.text_sig for d in order])) if order else []
     sigs = np.stack([d.text_sig for d in order]) if order else None
-    find, union = uf.find, uf.union
+    # union-find over positions (a list is faster than _UnionFind's dict; the same roots)
+    parent = list(range(len(order)))
+
+    def find(x: int) -> int:
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
     for pos, doc in enumerate(order):
         doc.weigh(df)
         at = ats[pos]
@@ -453,15 +466,17 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
             # sorted is stable: equal counts keep first-seen order (as heapq.nlargest does)
             candidates = sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]
             sims = np.count_nonzero(sigs[candidates] == sigs[pos], axis=1).tolist()
+            root = find(pos)
             for other, same in zip(candidates, sims, strict=True):
                 # a candidate already in this doc's cluster needs no test (the union changes nothing)
-                if find(other) != find(pos) and same_story(doc, by_pos[other], settings, df,
-                                                           same / NUM_PERM):
-                    union(pos, other)
+                other_root = find(other)
+                if other_root != root and same_story(doc, by_pos[other], settings, df,
+                                                     same / NUM_PERM):
+                    parent[max(root, other_root)] = root = min(root, other_root)
         df.add(doc)
     members: dict[int, list[int]] = defaultdict(list)
     for pos in range(len(order)):
-        members[uf.find(pos)].append(pos)
+        members[find(pos)].append(pos)
     out = {}
     for positions in members.values():
         ids = [order[p].id for p in sorted(positions)]
