@@ -90,9 +90,11 @@ class Matcher:
                         add(term, (_AND, ci, gi, pi, term.text, group.near is not None), term.lang)
         self.automaton = ahocorasick.Automaton()
         self._patterns: list[list[tuple[str, tuple]]] = []
-        for key, entries in patterns.items():
+        # A trie node's children are searched in the order they were added: adding the patterns
+        # sorted by how common their letters are puts the usual next letter first.
+        for key in sorted(patterns, key=_letter_ranks):
             self.automaton.add_word(key, len(self._patterns))
-            self._patterns.append(entries)
+            self._patterns.append(patterns[key])
         self.pattern_count = len(patterns)
         if patterns:
             self.automaton.make_automaton()
@@ -357,6 +359,13 @@ class Matcher:
                     existing.score = tag.score
         result.tags = sorted(chosen.values(), key=lambda t: (t.kind, -t.score, t.slug))
         return result
+
+
+_COMMON_LETTERS = {c: i for i, c in enumerate(" eaionrtslcdumphgbfvkzwyjxq0123456789")}
+
+
+def _letter_ranks(key: str) -> list[int]:
+    return [_COMMON_LETTERS.get(c, 100 + ord(c)) for c in key]
 
 
 def _neg_weight(hit: tuple) -> float:
