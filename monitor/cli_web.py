@@ -23,16 +23,20 @@ def register(cli: click.Group) -> None:
     @click.option("--host", default=None, help="Address to listen on (default: [web] host).")
     @click.option("--port", type=int, default=None, help="Port (default: [web] port).")
     @click.option(
-        "--workers", type=int, default=1, show_default=True, help="uvicorn worker processes."
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="uvicorn worker processes (default: [web] workers).",
     )
     @pass_app
-    def serve(app, host: str | None, port: int | None, workers: int) -> None:
+    def serve(app, host: str | None, port: int | None, workers: int | None) -> None:
         """Run the web desk (uvicorn) on [web] host and port."""
         import uvicorn
 
         config = app.config
         host = host or config.web.host
         port = port or config.web.port
+        workers = workers or config.web.workers
         if workers > 1 and not os.environ.get(config.web.secret_env):
             # Each worker would otherwise read the same generated secret; that is fine, but say so.
             click.echo(

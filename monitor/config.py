@@ -123,6 +123,7 @@ class WebConfig:
     base_url: str = "http://127.0.0.1:8080"
     session_max_age: float = 12 * 3600.0
     secret_env: str = "MONITOR_SECRET_KEY"
+    workers: int = 2  # uvicorn worker processes for `monitor serve` (one per core on 2 cores)
 
 
 @dataclass(frozen=True)
@@ -479,10 +480,11 @@ def _parse_smtp(r: _Reader, root: Path) -> SmtpConfig:
 
 def _parse_web(r: _Reader) -> WebConfig:
     d = WebConfig()
-    r.only({"host", "port", "base_url", "session_max_age", "secret_env"})
+    r.only({"host", "port", "base_url", "session_max_age", "secret_env", "workers"})
     base_url = r.text("base_url", d.base_url).rstrip("/")
     if not base_url.startswith(("http://", "https://")):
         raise r.fail("base_url", f"{base_url!r} must be an http:// or https:// address")
     return WebConfig(host=r.text("host", d.host), port=r.integer("port", d.port, 1),
                      base_url=base_url, session_max_age=r.duration("session_max_age", d.session_max_age),
-                     secret_env=r.text("secret_env", d.secret_env))
+                     secret_env=r.text("secret_env", d.secret_env),
+                     workers=r.integer("workers", d.workers, 1))
