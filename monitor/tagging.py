@@ -31,7 +31,7 @@ _TERM, _NOT, _AND, _SEQ = 0, 1, 2, 3
 #   (_SEQ,  sequence, anchor word, pattern length)
 
 
-@dataclass
+@dataclass(slots=True)
 class Tag:
     kind: str
     slug: str
@@ -39,7 +39,7 @@ class Tag:
     evidence: list[dict]
 
 
-@dataclass
+@dataclass(slots=True)
 class TagResult:
     relevant: bool
     relevance_score: float
@@ -103,6 +103,9 @@ class Matcher:
         self.factors = {"title": self.settings.title_factor, "summary": self.settings.summary_factor,
                         "text": self.settings.text_factor}
         self._factors = tuple(self.factors[f] for f in FIELDS)
+        self._tables_by_kind = {"region": taxonomy.regions, "topic": taxonomy.topics}
+        self._ancestors = {(kind, slug): tuple(taxonomy.ancestors(kind, slug))
+                           for kind, table in self._tables_by_kind.items() for slug in table}
 
     def languages_for(self, language: str | None) -> frozenset[str] | None:
         """Languages whose terms apply to an item; None means all (unknown or uncovered language)."""
@@ -228,17 +231,20 @@ class Matcher:
         # per category: [score, {(term, lang): [factor, count, field, weight]}, AND evidence, lede]
         scores: dict[int, list] = {}
         for ci, hits_list in by_cat.items():
+            if len(hits_list) == 1:  # the usual case: one term, once
+                _c, fi, _pos, weight, term, lang = hits_list[0]
+                factor = factors[fi]
+                scores[ci] = [0.0 + (weight * factor + (weight * 0.0 if weight > 0 else 0)),
+                              {(term, lang): [factor, 1, fi, weight]}, None,
+                              weight > 0 and fi != 2]
+                continue
             per_term: dict[tuple[str, str], list] = {}
-            if len(hits_list) > 1:
-                hits_list.sort(key=_neg_weight)
-                claimed: set[tuple[int, int]] = set()
-            else:
-                claimed = None
+            hits_list.sort(key=_neg_weight)
+            claimed: set[tuple[int, int]] = set()
             for _c, fi, pos, weight, term, lang in hits_list:
-                if claimed is not None:
-                    if (fi, pos) in claimed:
-                        continue
-                    claimed.add((fi, pos))
+                if (fi, pos) in claimed:
+                    continue
+                claimed.add((fi, pos))
                 h = per_term.get((term, lang))
                 factor = factors[fi]
                 if h is None:
@@ -291,11 +297,11 @@ class Matcher:
                 continue
             result_cats[ci] = score
 
-        given = {(categories[ci].kind, categories[ci].slug) for ci in result_cats}
-        for ci in list(result_cats):
+        with_unless = [ci for ci in result_cats if categories[ci].unless]
+        given = {(categories[ci].kind, categories[ci].slug) for ci in result_cats} \
+            if with_unless else set()
+        for ci in with_unless:
             cat = categories[ci]
-            if not cat.unless:
-                continue
             blockers = [u for u in cat.unless if (cat.kind, u) in given]
             if blockers:
                 suppressed.append({"kind": cat.kind, "tag": cat.slug,
@@ -341,15 +347,16 @@ class Matcher:
             if cat.kind != "relevance":
                 chosen[(cat.kind, cat.slug)] = Tag(cat.kind, cat.slug, round(score, 2),
                                                    _evidence(scores[ci]))
-        tables = {"region": self.taxonomy.regions, "topic": self.taxonomy.topics}
+        tables = self._tables_by_kind
         for kind, slugs in (("region", source_regions), ("topic", source_topics)):
             for slug in slugs:
                 if slug in tables[kind] and (kind, slug) not in chosen:
                     chosen[(kind, slug)] = Tag(kind, slug, tables[kind][slug].threshold,
                                                [{"term": "source default", "field": "source",
                                                  "weight": 0}])
+        ancestors = self._ancestors
         for (kind, slug), tag in list(chosen.items()):
-            for parent in self.taxonomy.ancestors(kind, slug):
+            for parent in ancestors[(kind, slug)]:
                 existing = chosen.get((kind, parent))
                 if existing is None:
                     chosen[(kind, parent)] = Tag(kind, parent, tag.score,
@@ -513,11 +520,15 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
     matcher = matcher_for(config.taxonomy)
     languages = config.taxonomy.settings.languages
     out = []
+    defaults: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for row in rows:
         if redetect or not row["language"] or row["tagged_at"] is None:
             sample = " ".join(clean(x)[:600] for x in (row["title"], row["summary"], row["text"]) if x)
             row["language"] = detect_language(sample, row["declared_language"], languages)
-        regions, topics = _source_defaults(config, row["source"])
+        source = row["source"]
+        if source not in defaults:
+            defaults[source] = _source_defaults(config, source)
+        regions, topics = defaults[source]
         out.append((row, matcher.tag(row["title"], row["summary"], row["text"], row["language"],
                                      regions, topics)))
     return out
