@@ -11,7 +11,7 @@ import tomli_w
 from monitor.config import load_config
 from monitor.store import open_db, save_items
 from monitor.tagging import matcher_for, process_items, retag_all
-from tests.helpers import DATA, write_config
+from tests.helpers import DATA
 
 TABLES = {
     "items": "SELECT id, language, relevant, tagged_at, cluster_id FROM items ORDER BY id",
@@ -56,10 +56,12 @@ def _snapshot(db, without=()):
     return out
 
 
-def _config_with(tmp_path, name, change):
-    path = write_config(tmp_path / name)
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+def _config_with(base_path, directory, change):
+    """The test's config (same taxonomy file contents) with one change, in its own directory."""
+    raw = tomllib.loads(base_path.read_text(encoding="utf-8"))
     change(raw)
+    directory.mkdir()
+    path = directory / "config.toml"
     path.write_text(tomli_w.dumps(raw), encoding="utf-8")
     return load_config(path)
 
@@ -82,15 +84,18 @@ def _drop_search_rescue(raw):
     raw["topics"]["search-rescue"]["threshold"] = 1000
 
 
-def test_a_taxonomy_change_rewrites_exactly_the_affected_items(tmp_path, config):
-    changed_config = _config_with(tmp_path, "changed", _drop_search_rescue)
+def test_a_taxonomy_change_rewrites_exactly_the_affected_items(tmp_path, config_path, config):
+    changed_config = _config_with(config_path, tmp_path / "changed", _drop_search_rescue)
     db = _archive(config)
     try:
         retag_all(db, config)
+        # an old stamp, so that a rewrite shows even within the same second
+        db.execute("UPDATE items SET tagged_at = '2026-01-01T00:00:00Z'")
         before = _snapshot(db)
         retag_all(db, changed_config)
         after = _snapshot(db)
-        rows = {r["id"]: r for r in db.query("SELECT id, title, summary, text, language FROM items")}
+        rows = {r["id"]: r for r in
+                db.query("SELECT id, title, summary, text, language FROM items")}
     finally:
         db.close()
 
@@ -110,7 +115,7 @@ def test_a_taxonomy_change_rewrites_exactly_the_affected_items(tmp_path, config)
     assert not any(t[2] == "search-rescue" for t in after["item_tags"])
 
     # the archive ends exactly where a fresh one retagged with the new taxonomy does
-    fresh_config = _config_with(tmp_path, "fresh", _drop_search_rescue)
+    fresh_config = _config_with(config_path, tmp_path / "fresh", _drop_search_rescue)
     fresh = _archive(fresh_config)
     try:
         retag_all(fresh, fresh_config)
