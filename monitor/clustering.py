@@ -424,14 +424,22 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
     `background` seeds the document frequencies (e.g. from other text) so that common words
     weigh little even in a small collection.
     """
+    return _link(docs, settings, background)[0]
+
+
+def _link(docs: list[Doc], settings, background: DocFreq | None = None,
+          keys_since: float | None = None) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
+    """link_docs, also returning the candidate keys of the docs dated from `keys_since` on (or
+    undated), as keys_of gives them in time order, and the final document frequencies."""
+    kept: dict[int, list[int]] = {}
     order = sorted(docs, key=lambda d: (d.at or 0.0, d.id))
     df = DocFreq(dict(background.counts), background.n) if background else DocFreq()
-    postings: dict[int, list[int]] = defaultdict(list)
+    postings: dict[int, list[int]] = {}
     by_pos = order
     window = settings.cluster_window_days
     ats = [d.at or 0.0 for d in order]
-    bands = band_keys(np.stack([d.text_sig for d in order])) if order else []
     sigs = np.stack([d.text_sig for d in order]) if order else None
+    bands = band_keys(sigs) if order else []
     # union-find over positions (a list is faster than _UnionFind's dict; the same roots)
     parent = list(range(len(order)))
 
@@ -449,8 +457,15 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
         # every key's latest postings, in key order, then counted at once (a Counter keeps
         # first-seen order, so ties rank as they did when counted one by one)
         seen: list[int] = []
-        for key in keys_of(doc, df, bands[pos]):
-            plist = postings[key]
+        extend = seen.extend
+        keys = keys_of(doc, df, bands[pos])
+        if keys_since is not None and (doc.at is None or doc.at >= keys_since):
+            kept[doc.id] = keys
+        for key in keys:
+            plist = postings.get(key)
+            if plist is None:
+                postings[key] = [pos]
+                continue
             # drop postings that fell out of the window (docs arrive in time order)
             if len(plist) > 40:
                 del plist[:-20]  # only the latest postings are looked at
@@ -459,7 +474,7 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
                 while cut < len(plist) and at - ats[plist[cut]] > window:
                     cut += 1
                 del plist[:cut]
-            seen.extend(plist[-20:])
+            extend(plist if len(plist) <= 20 else plist[-20:])
             plist.append(pos)
         if seen:
             counts = Counter(seen)
@@ -482,7 +497,7 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
         ids = [order[p].id for p in sorted(positions)]
         for i in ids:
             out[i] = ids
-    return out
+    return out, kept, df
 
 
 # -- stored clusters ------------------------------------------------------------------------------
@@ -609,7 +624,11 @@ def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | N
     a retag after a small taxonomy change moves few items. `stored` (stored_fingerprint_rows)
     and `stamps` (item id -> coalesce(published, fetched_at)) spare reading them again.
     """
-    members = link_docs(docs, settings)
+    # New items are matched against recent ones only, so only recent items need candidate keys
+    # (a generous four windows back from the newest item; an item re-processed later gets its own).
+    latest = max((d.at for d in docs if d.at is not None), default=0.0)
+    horizon = latest - 4 * settings.cluster_window_days
+    members, recent_keys, df = _link(docs, settings, keys_since=horizon)
     ids = {d.id for d in docs}
 
     # fingerprints
@@ -621,17 +640,9 @@ def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | N
     db.conn.executemany("INSERT OR REPLACE INTO cluster_fingerprints VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [r for r in fingerprints if stored.get(r[0]) != r])
 
-    # candidate keys and stem frequencies
-    df = DocFreq()
-    keys: dict[int, list[tuple]] = {}
-    # New items are matched against recent ones only, so only recent items need candidate keys
-    # (a generous four windows back from the newest item; an item re-processed later gets its own).
-    latest = max((d.at for d in docs if d.at is not None), default=0.0)
-    horizon = latest - 4 * settings.cluster_window_days
-    for d in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
-        if d.at is None or d.at >= horizon:
-            keys[d.id] = sorted((k, d.id, d.at or 0.0) for k in keys_of(d, df))
-        df.add(d)
+    # candidate keys (as keys_of gives them, linking computed them) and stem frequencies
+    at_of = {d.id: d.at or 0.0 for d in docs if d.id in recent_keys}
+    keys = {i: sorted((k, i, at_of[i]) for k in ks) for i, ks in recent_keys.items()}
     old_keys: dict[int, list[tuple]] = defaultdict(list)
     for row in db.execute("SELECT key, item_id, at FROM cluster_keys"):
         old_keys[row[1]].append(row)
