@@ -428,7 +428,8 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
 
 
 def _link(docs: list[Doc], settings, background: DocFreq | None = None,
-          keys_since: float | None = None) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
+          keys_since: float | None = None
+          ) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
     """link_docs, also returning the candidate keys of the docs dated from `keys_since` on (or
     undated), as keys_of gives them in time order, and the final document frequencies."""
     kept: dict[int, list[int]] = {}
@@ -483,7 +484,7 @@ def _link(docs: list[Doc], settings, background: DocFreq | None = None,
             sims = np.count_nonzero(sigs[candidates] == sigs[pos], axis=1).tolist()
             root = find(pos)
             for other, same in zip(candidates, sims, strict=True):
-                # a candidate already in this doc's cluster needs no test (the union changes nothing)
+                # a candidate already in this doc's cluster needs no test (a union changes nothing)
                 other_root = find(other)
                 if other_root != root and same_story(doc, by_pos[other], settings, df,
                                                      same / NUM_PERM):
@@ -618,7 +619,7 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
 
 def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | None = None,
                      stamps: dict[int, str | None] | None = None) -> tuple[int, int]:
-    """Bulk: recluster every doc from scratch (monitor retag). Returns (clusters, multi-item clusters).
+    """Bulk: recluster every doc from scratch (monitor retag); (clusters, multi-item clusters).
 
     The tables end as if they were emptied and refilled, but only rows that differ are written:
     a retag after a small taxonomy change moves few items. `stored` (stored_fingerprint_rows)
@@ -673,7 +674,8 @@ def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | N
             clusters[cid] = (cid, cid, 1, stamps.get(cid), stamps.get(cid))
             continue
         # as SQL orders coalesce(published, fetched_at), id: no date first
-        order = sorted(member_ids, key=lambda i: (stamps.get(i) is not None, stamps.get(i) or "", i))
+        order = sorted(member_ids,
+                       key=lambda i: (stamps.get(i) is not None, stamps.get(i) or "", i))
         rep = next((i for i in order if complete[i]), order[0])
         clusters[cid] = (cid, rep, len(order), stamps.get(order[0]), stamps.get(order[-1]))
     old_clusters = {r[0]: r for r in db.execute(

@@ -6,6 +6,7 @@ and final sigma), removes zero-width characters, markup and entities. Pure: no I
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import threading
@@ -112,10 +113,8 @@ def normalise(text: str | None) -> str:
         for mark in _PUNCTUATION:
             if mark in text:
                 text = text.replace(mark, " ")
-        try:
+        with contextlib.suppress(UnicodeEncodeError):
             data = text.encode("latin-1")
-        except UnicodeEncodeError:
-            pass
         if data is not None and any(code in data for code in _LATIN1_OUTSIDE):
             data = None
     if data is None:
@@ -145,12 +144,9 @@ def _identifier(languages: tuple[str, ...]):
     with _lock:
         ident = _identifiers.get(languages)
         if ident is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+            from monitor.langid_model import load_identifier
 
-            ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-            known = set(ident.nb_classes)
-            ident.set_languages([lang for lang in languages if lang in known] or None)
-            _identifiers[languages] = ident
+            ident = _identifiers[languages] = load_identifier(languages)
         return ident
 
 

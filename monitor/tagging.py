@@ -128,7 +128,8 @@ class Matcher:
         """Normalised, padded fields; the text is cut to the configured length before any work."""
         return dict(zip(FIELDS, self._fields(title, summary, text), strict=True))
 
-    def _fields(self, title: str | None, summary: str | None, text: str | None) -> tuple[str, str, str]:
+    def _fields(self, title: str | None, summary: str | None,
+                text: str | None) -> tuple[str, str, str]:
         limit = self.settings.text_chars
         text = (text or "")[: limit + 200]
         summary = (summary or "")[: limit + 200]
@@ -312,7 +313,8 @@ class Matcher:
         # A region only when the item is chiefly about it: drop regions far weaker than the best
         # other place. A region's parent or child is the same place seen wider or closer, so it
         # never outweighs it (Lampedusa is not "much weaker" than a strong central-med).
-        region_scores = {ci: sc for ci, sc in result_cats.items() if categories[ci].kind == "region"}
+        region_scores = {ci: sc for ci, sc in result_cats.items()
+                         if categories[ci].kind == "region"}
         if len(region_scores) > 1:
             ancestors = {ci: self.taxonomy.ancestors("region", categories[ci].slug)
                          for ci in region_scores}
