@@ -8,6 +8,7 @@ worker). Each worker also has an address-space limit, so a bomb costs a worker, 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import resource
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -16,6 +17,14 @@ from pebble import ProcessPool
 from pebble.common import ProcessExpired
 
 from monitor.errors import ParseError
+
+# Workers start from a fresh interpreter ("spawn"), not a fork of the crawl: a forked worker
+# carries a copy of everything the crawl process has loaded (Scrapy, the tagging models, the
+# pages in flight), which doubled the crawl's memory. A fresh worker imports only the parsers.
+_CONTEXT = multiprocessing.get_context("spawn")
+# A worker is replaced after this many tasks, which returns the memory lxml and trafilatura's
+# caches accumulate; a replacement costs about a second of imports.
+_TASKS_PER_WORKER = 500
 
 
 def _limit_worker(memory_mb: int) -> None:
@@ -57,8 +66,9 @@ class WorkerPool:
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPool:
-        return ProcessPool(max_workers=self.workers, max_tasks=2000,
-                           initializer=_limit_worker, initargs=(self.memory_mb,))
+        return ProcessPool(max_workers=self.workers, max_tasks=_TASKS_PER_WORKER,
+                           initializer=_limit_worker, initargs=(self.memory_mb,),
+                           context=_CONTEXT)
 
     def _schedule(self, fn, args: tuple):
         try:
