@@ -27,6 +27,10 @@ NUM_PERM = 64
 BANDS = 16
 ROWS = NUM_PERM // BANDS
 MAX_ANCHOR_KEYS = 24
+# Stems carried by more than this share of the archive's documents (and by more than the floor)
+# are not used as candidate keys.
+COMMON_STEM_SHARE = 0.05
+COMMON_STEM_FLOOR = 50
 MAX_CANDIDATES = 12
 TEXT_CHARS = 600
 LEDE_CHARS = 400
@@ -353,7 +357,11 @@ def keys_of(doc: Doc, df: DocFreq, bands: list[int] | None = None) -> list[int]:
     """LSH band keys of the text signature, plus the doc's rarest stems (candidate generation)."""
     keys = bands if bands is not None else _band_keys(doc.text_sig)
     get = df.counts.get
-    rarest = sorted([(get(a, 0), a) for a in doc.anchors if a[0] != "@"])[:MAX_ANCHOR_KEYS]
+    # A stem that most documents carry finds all of them: as a key it costs a scan of the whole
+    # window and says nothing about the story (it still counts in story_similarity).
+    common = max(COMMON_STEM_FLOOR, df.n * COMMON_STEM_SHARE)
+    rarest = sorted([(n, a) for a in doc.anchors
+                     if a[0] != "@" and (n := get(a, 0)) <= common])[:MAX_ANCHOR_KEYS]
     keys.extend([_anchor_key(a) for _n, a in rarest])
     return keys
 
