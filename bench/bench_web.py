@@ -263,7 +263,13 @@ def page_mix(item_ids: list[int]) -> list[tuple[str, str, str]]:
 
 
 async def load(
-    base: str, cookies: dict, mix, clients: int, seconds: float, think: float = 0.0
+    base: str,
+    cookies: dict,
+    mix,
+    clients: int,
+    seconds: float,
+    think: float = 0.0,
+    stagger: bool = True,
 ) -> dict:
     import httpx
 
@@ -276,6 +282,8 @@ async def load(
     async def client_loop(n: int):
         nonlocal errors
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+            if think and stagger:  # people arrive one by one, not all in the same millisecond
+                await asyncio.sleep(rng.uniform(0, think))
             while time.monotonic() < deadline:
                 kind, user, path = mix[rng.randrange(len(mix))]
                 headers = {"cookie": f"bnm_session={cookies[user]}"} if user else {}
@@ -389,7 +397,8 @@ def _report(result: dict, clients: int, seconds: float, workers: int, think: flo
     timings = result["timings"]
     everything = [t for values in timings.values() for t in values]
     pacing = (
-        f"each waiting {think:g} s on average between requests"
+        f"each waiting {think:g} s on average between requests (first one after a random "
+        f"0-{think:g} s: a steady state, not {clients} clients starting in the same instant)"
         if think
         else "back to back, no pause (saturation)"
     )
