@@ -48,6 +48,7 @@ class CrawlConfig:
     retries: int = 2
     obey_robots: bool = True
     allow_hosts: tuple[str, ...] = ()
+    only_allow_hosts: bool = False  # fetch nothing but allow_hosts (tests, the offline demo)
     extract_workers: int = 2
     parse_timeout: float = 20.0
     source_time_limit: float = 900.0
@@ -301,8 +302,8 @@ def parse_config(raw: dict, path: Path) -> Config:
 def _parse_crawl(r: _Reader) -> CrawlConfig:
     d = CrawlConfig()
     r.only({"user_agent", "delay", "concurrency_per_host", "concurrency", "timeout", "max_bytes",
-            "retries", "obey_robots", "allow_hosts", "extract_workers", "parse_timeout",
-            "source_time_limit", "source_memory_mb", "max_items_per_source"})
+            "retries", "obey_robots", "allow_hosts", "only_allow_hosts", "extract_workers",
+            "parse_timeout", "source_time_limit", "source_memory_mb", "max_items_per_source"})
     allow = r.strings("allow_hosts")
     for i, host in enumerate(allow):
         if not host.strip() or "/" in host and not _is_network(host):
@@ -317,6 +318,7 @@ def _parse_crawl(r: _Reader) -> CrawlConfig:
         retries=r.integer("retries", d.retries, 0),
         obey_robots=r.boolean("obey_robots", d.obey_robots),
         allow_hosts=tuple(h.strip().lower() for h in allow),
+        only_allow_hosts=r.boolean("only_allow_hosts", d.only_allow_hosts),
         extract_workers=r.integer("extract_workers", d.extract_workers, 1),
         parse_timeout=r.duration("parse_timeout", d.parse_timeout),
         source_time_limit=r.duration("source_time_limit", d.source_time_limit),

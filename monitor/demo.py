@@ -72,8 +72,9 @@ def write_demo_config(base: str, data_dir: Path = DATA) -> Path:
     raw = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
     snapshot = json.loads((SNAPSHOT / "sources.json").read_text(encoding="utf-8"))
     raw["storage"]["database"] = "monitor.db"
-    raw["crawl"].update({"allow_hosts": ["127.0.0.1"], "delay": 0.0, "concurrency_per_host": 8,
-                         "timeout": "10s", "retries": 0})
+    # Loopback only: nothing else can be fetched, whatever a fixture links to.
+    raw["crawl"].update({"allow_hosts": ["127.0.0.1"], "only_allow_hosts": True, "delay": 0.0,
+                         "concurrency_per_host": 8, "timeout": "10s", "retries": 0})
     raw["sources"] = []
     for source in snapshot:
         entry = {"name": source["name"], "url": base + source["path"], "kind": "feed",

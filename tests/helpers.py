@@ -17,8 +17,10 @@ def base_config() -> dict:
     """The production config.toml minus its real sources, pointed at loopback only."""
     raw = tomllib.loads((ROOT / "config.toml").read_text(encoding="utf-8"))
     raw["sources"] = []
-    raw["crawl"].update({"allow_hosts": ["127.0.0.1"], "delay": 0.0, "concurrency_per_host": 8,
-                         "timeout": "5s", "retries": 1, "parse_timeout": "10s"})
+    # Loopback only: nothing else can be fetched, whatever a fixture links to.
+    raw["crawl"].update({"allow_hosts": ["127.0.0.1"], "only_allow_hosts": True, "delay": 0.0,
+                         "concurrency_per_host": 8, "timeout": "5s", "retries": 1,
+                         "parse_timeout": "10s"})
     raw["smtp"].update({"host": "127.0.0.1", "port": 8025, "security": "none", "rate_limit": 0})
     raw["smtp"].pop("user", None)
     raw["web"]["base_url"] = "http://127.0.0.1:8080"

@@ -391,6 +391,15 @@ def test_check_url_scheme_and_names():
     assert AddressPolicy(["127.0.0.1"]).check_url("http://127.0.0.1:9/feed") is None
 
 
+def test_only_allow_hosts_refuses_public_addresses_too():
+    policy = AddressPolicy(["127.0.0.1"], only_listed=True)
+    assert policy.ip_allowed("127.0.0.1") and not policy.ip_allowed("8.8.8.8")
+    assert not policy.ip_allowed("2a00:1450:4001:80b::200e")
+    reason = policy.check_url("https://8.8.8.8/feed")
+    assert reason and "not in [crawl] allow_hosts" in reason and "only_allow_hosts" in reason
+    assert policy.check_url("http://127.0.0.1:9/feed") is None
+
+
 EMPTY_FEED = (
     b'<?xml version="1.0"?><rss version="2.0"><channel><title>Quiet week</title>'
     b"<link>https://example.org/</link></channel></rss>"

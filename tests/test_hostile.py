@@ -73,6 +73,8 @@ def hostile_run(tmp_path_factory):
         "to-ipv6-loopback": _redirect(site, f"http://[::1]:{port}/good.xml"),
         "to-ipv4-mapped": _redirect(site, f"http://[::ffff:127.0.0.2]:{port}/good.xml"),
         "to-ipv4-mapped-hex": _redirect(site, f"http://[::ffff:7f00:2]:{port}/good.xml"),
+        # refused before any connection: the tests' config fetches only allow_hosts
+        "to-public-address": _redirect(site, "http://8.8.8.8/feed.xml"),
         "connection-reset": site.url("/hostile/reset"),
         "html-as-feed": site.add("/page.xml", (malformed / "node-feedparser__notafeed.html").read_bytes()),
         "truncated-xml": site.add("/truncated.xml", guardian[: len(guardian) * 6 // 10]),
@@ -143,6 +145,7 @@ def test_crawl_survives_and_exits_zero(hostile_run):
     ("to-ipv6-loopback", "private or local network address ::1"),
     ("to-ipv4-mapped", "private or local network address ::ffff:127.0.0.2"),
     ("to-ipv4-mapped-hex", "private or local network address ::ffff:7f00:2"),
+    ("to-public-address", "leads to 8.8.8.8, which is not in [crawl] allow_hosts"),
     ("connection-reset", "closed the connection"),
     ("html-as-feed", "returns a web page, not a feed"),
     ("truncated-xml", "malformed"),

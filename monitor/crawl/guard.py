@@ -1,4 +1,5 @@
-"""Which addresses the crawler may connect to: public ones, plus what `[crawl] allow_hosts` lists.
+"""Which addresses the crawler may connect to: public ones, plus what `[crawl] allow_hosts` lists
+(or only what it lists, with `[crawl] only_allow_hosts`, as the tests and the offline demo do).
 
 Checked three times, because the URL text is not enough: on the request (scheme, IP literals),
 at name resolution (a public-looking name that resolves to a private address is never connected
@@ -20,7 +21,8 @@ from monitor.urls import SAFE_SCHEMES, host_of
 class AddressPolicy:
     """Pure decision: may we talk to this host / IP?"""
 
-    def __init__(self, allow_hosts: Iterable[str] = ()):
+    def __init__(self, allow_hosts: Iterable[str] = (), only_listed: bool = False):
+        self.only_listed = only_listed
         self.hosts: set[str] = set()
         self.networks: list[ipaddress._BaseNetwork] = []
         for entry in allow_hosts:
@@ -40,7 +42,12 @@ class AddressPolicy:
             return False
         if any(ip.version == net.version and ip in net for net in self.networks):
             return True
-        return ip.is_global and not ip.is_multicast
+        return ip.is_global and not ip.is_multicast and not self.only_listed
+
+    @classmethod
+    def from_settings(cls, settings) -> AddressPolicy:
+        return cls(settings.getlist("MONITOR_ALLOW_HOSTS"),
+                   settings.getbool("MONITOR_ONLY_ALLOW_HOSTS"))
 
     def check_url(self, url: str) -> str | None:
         """A sentence saying why url is refused, or None when it may be requested."""
@@ -74,6 +81,13 @@ def _normalise_network(net):
 
 
 def blocked_sentence(url: str, address: str) -> str:
+    try:
+        public = ipaddress.ip_address(address.strip("[]").split("%")[0]).is_global
+    except ValueError:
+        public = False
+    if public:  # refused only because [crawl] only_allow_hosts is on
+        return (f"The address {url[:200]} leads to {address}, which is not in [crawl] allow_hosts; "
+                "this configuration fetches nothing else (only_allow_hosts = true).")
     return (f"The address {url[:200]} leads to the private or local network address {address}, "
             "which the crawler may not fetch (add it to [crawl] allow_hosts if it is trusted).")
 
@@ -90,7 +104,7 @@ class GuardRequestMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(AddressPolicy(crawler.settings.getlist("MONITOR_ALLOW_HOSTS")))
+        return cls(AddressPolicy.from_settings(crawler.settings))
 
     def process_request(self, request, spider=None):
         reason = self.policy.check_url(request.url)
@@ -107,7 +121,7 @@ class GuardResponseMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler):
-        return cls(AddressPolicy(crawler.settings.getlist("MONITOR_ALLOW_HOSTS")))
+        return cls(AddressPolicy.from_settings(crawler.settings))
 
     def process_response(self, request, response, spider=None):
         address = response.ip_address
@@ -150,7 +164,7 @@ class GuardedResolver:
 
     @classmethod
     def from_crawler(cls, crawler, reactor):
-        return cls(reactor, AddressPolicy(crawler.settings.getlist("MONITOR_ALLOW_HOSTS")))
+        return cls(reactor, AddressPolicy.from_settings(crawler.settings))
 
     def install_on_reactor(self):
         self.reactor.installNameResolver(self)

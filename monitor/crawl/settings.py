@@ -38,6 +38,7 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         },
         "ITEM_PIPELINES": {"monitor.crawl.pipelines.StorePipeline": 300},
         "MONITOR_ALLOW_HOSTS": list(crawl.allow_hosts),
+        "MONITOR_ONLY_ALLOW_HOSTS": crawl.only_allow_hosts,
         "HTTPCACHE_ENABLED": False,
         "AUTOTHROTTLE_ENABLED": False,
         "REACTOR_THREADPOOL_MAXSIZE": 4,
