@@ -29,7 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import CORPUS, feed_source, write_config  # noqa: E402
+from tests.helpers import feed_source, write_config  # noqa: E402
+
+CORPUS = ROOT.parent / "shared" / "corpus"
 
 ARTICLES = CORPUS / "articles"
 AEB = ARTICLES / "scrapinghub-aeb"

@@ -10,7 +10,8 @@ import tomli_w
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-CORPUS = ROOT.parent / "shared" / "corpus"
+# The files of ../shared/corpus the tests read, copied with their SOURCES.md and licences.
+CORPUS = ROOT / "tests" / "data" / "corpus"
 
 
 def base_config() -> dict:
