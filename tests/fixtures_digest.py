@@ -1,5 +1,5 @@
 """Digest fixtures: a real archive file holding a week of stored stories built from real published
-text (the fundus test pages in /work/shared/corpus), with tags and clusters inserted as tagging would.
+text (the fundus test pages, tests/data/corpus), with tags and clusters inserted as tagging would.
 
 The tags are assigned by position, not by reading the text: they are test data that put stories in
 every configured section, not a claim about what the articles are about.

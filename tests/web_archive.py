@@ -1,7 +1,7 @@
 """Archive rows for web tests and the web benchmark, built from real published text in the corpus.
 
-Titles and bodies come from ../shared/corpus (fundus and Zyte AEB articles, ReliefWeb/EMM feed
-items); dates, sources and tags are assigned in rotation so facets and charts have something to count.
+Titles and bodies come from tests/data/corpus, copied from ../shared/corpus (fundus and Zyte AEB
+articles, ReliefWeb/EMM feed items); dates, sources and tags are assigned in rotation so facets and charts have something to count.
 """
 
 from __future__ import annotations
