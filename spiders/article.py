@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import scrapy
-
 from spiders.base import SourceSpider
 
 
@@ -15,8 +13,7 @@ class ArticleSpider(SourceSpider):
         keys = self.session.keys_for(url)
         entry = {"link": url, "title": "", "summary": "", "published": None, "author": None,
                  "guid": None, "image": None}
-        yield scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
-                             cb_kwargs={"entry": entry, "keys": keys}, dont_filter=True)
+        yield self.article_request(url, entry, keys)
 
     def _page_error(self, entry, keys, url, sentence):
         # A page added by hand that cannot be read is an error to show, not a bare item to store.

@@ -90,26 +90,39 @@ class SourceSpider(scrapy.Spider):
         if not self.source.full_text:
             yield self.item_from(entry, None, keys)
             return
-        yield scrapy.Request(entry["link"], callback=self.parse_article, errback=self.article_failed,
-                             cb_kwargs={"entry": entry, "keys": keys}, dont_filter=True)
+        yield self.article_request(entry["link"], entry, keys)
+
+    def article_request(self, url: str, entry: dict, keys: list[str]) -> scrapy.Request:
+        # "article": the request takes a place in the crawl's extraction gate (crawl/gate.py).
+        return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
+                              cb_kwargs={"entry": entry, "keys": keys}, dont_filter=True,
+                              meta={"article": True})
 
     async def parse_article(self, response, entry: dict, keys: list[str]):
-        if response.status != 200:
-            for item in self._page_error(entry, keys, response.url, describe_status(response.status)):
-                yield item
-            return
         try:
-            article = await self.session.pool.extract(response.body, response.url)
-        except ParseError as exc:
-            for item in self._page_error(entry, keys, response.url, exc.message):
+            if response.status != 200:
+                article, sentence = None, describe_status(response.status)
+            else:
+                article, sentence = await self._extract(response)
+        finally:
+            self.session.gate.leave(response.request, self.name)
+        if article is None:
+            for item in self._page_error(entry, keys, response.url, sentence):
                 yield item
             return
         article["canonical"] = trusted_canonical(article.get("canonical"), response.url)
         keys = keys + self.session.keys_for(response.url, article.get("canonical"))
         yield self.item_from(entry, article, keys, response.url)
 
+    async def _extract(self, response) -> tuple[dict | None, str | None]:
+        try:
+            return await self.session.pool.extract(response.body, response.url), None
+        except ParseError as exc:
+            return None, exc.message
+
     def article_failed(self, failure):
         request = failure.request
+        self.session.gate.leave(request, self.name)
         entry, keys = request.cb_kwargs["entry"], request.cb_kwargs["keys"]
         sentence = describe_failure(failure, request.url, self.settings.getfloat("DOWNLOAD_TIMEOUT"),
                                     self.settings.getint("DOWNLOAD_MAXSIZE"))
@@ -149,6 +162,7 @@ class SourceSpider(scrapy.Spider):
         }
 
     def closed(self, reason):
+        self.session.gate.release_all(self.name)
         if reason not in ("finished", "shutdown") and self.outcome.error is None:
             if reason == "closespider_timeout":
                 self.outcome.error = "The crawl of this source took too long and was stopped."

@@ -45,6 +45,10 @@ class Site:
         self.requests: list[tuple[str, dict]] = []
         self.stop = threading.Event()
         self._bombs: dict[str, bytes] = {}
+        # Requests being answered at once, per first path segment ("news" for /news/…): now and peak.
+        self.in_flight: dict[str, int] = {}
+        self.peak_in_flight: dict[str, int] = {}
+        self._count_lock = threading.Lock()
         site = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,10 +59,14 @@ class Site:
 
             def do_GET(self):
                 site.requests.append((self.path, dict(self.headers)))
+                segment = self.path.split("/", 2)[1] if self.path.count("/") > 1 else ""
+                site._count(segment, +1)
                 try:
                     site.handle(self)
                 except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
                     pass
+                finally:
+                    site._count(segment, -1)
 
         self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
@@ -86,6 +94,11 @@ class Site:
         """Compress the bombs up front, so building them does not count against a timeout."""
         for kind in ("gzip", "deflate", "br"):
             self._bombs.setdefault(kind, _bomb(kind, BOMB_SIZE))
+
+    def _count(self, segment: str, step: int) -> None:
+        with self._count_lock:
+            now = self.in_flight[segment] = self.in_flight.get(segment, 0) + step
+            self.peak_in_flight[segment] = max(self.peak_in_flight.get(segment, 0), now)
 
     def hits(self, path: str) -> int:
         return sum(1 for p, _ in self.requests if p == path)

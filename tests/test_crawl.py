@@ -194,3 +194,23 @@ def test_progress_display_on_a_terminal_only(tmp_path, site):
     # Without a terminal there is no progress display at all.
     result = run_monitor(config, "crawl")
     assert "Crawling" not in result.stderr
+
+
+def test_article_pages_in_flight_are_bounded_across_sources(tmp_path, site, article_pages):
+    """[crawl] concurrency bounds the pages a whole crawl holds, not each source's: every source
+    is its own Scrapy crawler, and without the crawl-wide gate four sources fetched (and held in
+    memory, waiting for the extraction workers) four times as many pages."""
+    sources = []
+    for f in range(4):
+        items = []
+        for i, page in enumerate(article_pages[:4]):
+            path = f"/news/{f}-{i}-{page['name']}"
+            site.add(path, page["body"], content_type="text/html; charset=utf-8", delay=0.3)
+            items.append({"title": f"Report {f}-{i}", "link": site.url(path)})
+        sources.append(feed_source(f"feed-{f}", site.add(f"/feed-{f}.xml", rss(items))))
+    config = write_config(tmp_path, sources=sources,
+                          crawl={"concurrency": 3, "concurrency_per_host": 8})
+    result = run_monitor(config, "crawl")
+    assert result.returncode == 0, result.stderr
+    assert site.peak_in_flight["news"] == 3
+    assert _rows(tmp_path, "SELECT count(*), sum(full_text) FROM items") == [(16, 16)]

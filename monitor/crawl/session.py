@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from monitor import store
 from monitor.config import Config, Source
+from monitor.crawl.gate import ExtractionGate
 from monitor.urls import canonical_url, url_key
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class CrawlSession:
         self.config = config
         self.db = db
         self.pool = pool
+        # Article pages in flight in the whole crawl, downloading or waiting to be extracted.
+        self.gate = ExtractionGate(config.crawl.concurrency)
         self.progress = progress
         self.outcomes: dict[str, SourceOutcome] = {}
         self._claimed: set[str] = set()

@@ -33,6 +33,7 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         "DOWNLOAD_HANDLERS": {"file": None, "ftp": None, "s3": None, "data": None},
         "DOWNLOADER_MIDDLEWARES": {
             "monitor.crawl.guard.GuardRequestMiddleware": 10,
+            "monitor.crawl.gate.ExtractionGateMiddleware": 20,
             "monitor.crawl.middlewares.BackoffMiddleware": 560,
             "monitor.crawl.guard.GuardResponseMiddleware": 990,
         },
