@@ -36,6 +36,15 @@ TEXT_CHARS = 600
 LEDE_CHARS = 400
 STEM = 5
 CONCEPT_WEIGHT = 1.5
+# A shared number (a death toll, a count of arrivals) survives translation and rewriting: it
+# weighs this many times its IDF.
+NUMBER_WEIGHT = 2.0
+# IDF weight of the shared stems, names and numbers (concepts aside) below which two ledes are
+# not the same story whatever their share (about one word carried by 2% of the archive).
+MIN_SHARED = 4.0
+# Leads the stored anchors: what made them (stems, numbers in figures and words, name keys).
+# Stored anchors of another version are made again, not reused, when their item is re-tagged.
+ANCHORS_VERSION = "%2"
 SIG_CHUNK = 4096  # shingles hashed per numpy block (x NUM_PERM uint32: 1 MB)
 
 
@@ -140,19 +149,140 @@ def text_signature(words: list[str]) -> np.ndarray:
     return text_signatures([shingle_hashes(words)])[0]
 
 
+def _number_words() -> tuple[dict[str, int], dict[str, int], frozenset[str]]:
+    """Number words (normalised) of the monitored languages: units 2-9 (only in compounds such as
+    "forty-one"), 10-19 and tens. Words that are also common other words are left out (it "due",
+    es "once", fr "neuf" and "tres", it "sei", de "elf")."""
+    units = {}
+    for n, words in enumerate([
+            "two deux dos due zwei twee dwa dwie duas δυο",
+            "three trois tre drei drie trzy τρεις τρια",
+            "four quatre cuatro quattro vier cztery quatro τεσσερις τεσσερα",
+            "five cinq cinco cinque funf vijf piec πεντε",
+            "six seis sechs zes szesc εξι",
+            "seven sept siete sette sieben zeven siedem sete επτα εφτα",
+            "eight huit ocho acht osiem oito οκτω οχτω",
+            "nine nueve nove neun negen dziewiec εννεα εννια"], start=2):
+        units.update((w, n) for w in words.split())
+    teens = {}
+    for n, words in enumerate([
+            "ten dix diez dieci zehn tien dziesiec dez δεκα",
+            "eleven onze undici",
+            "twelve douze doce dodici zwolf twaalf dwanascie δωδεκα",
+            "thirteen treize trece tredici dreizehn dertien trzynascie treze",
+            "fourteen quatorze catorce quattordici vierzehn veertien czternascie catorze",
+            "fifteen quinze quince quindici funfzehn vijftien pietnascie",
+            "sixteen seize dieciseis sedici sechzehn zestien szesnascie",
+            "seventeen diecisiete diciassette siebzehn zeventien siedemnascie",
+            "eighteen dieciocho diciotto achtzehn achttien osiemnascie",
+            "nineteen diecinueve diciannove neunzehn negentien dziewietnascie"], start=10):
+        teens.update((w, n) for w in words.split())
+    tens = {}
+    for n, words in enumerate([
+            "twenty vingt veinte venti zwanzig twintig dwadziescia vinte εικοσι",
+            "thirty trente treinta trenta dreissig dertig trzydziesci trinta τριαντα",
+            "forty quarante cuarenta quaranta vierzig veertig czterdziesci quarenta σαραντα",
+            "fifty cinquante cincuenta cinquanta funfzig vijftig piecdziesiat cinquenta πενηντα",
+            "sixty soixante sesenta sessanta sechzig zestig szescdziesiat sessenta εξηντα",
+            "seventy septante setenta settanta siebzig zeventig siedemdziesiat",
+            "eighty quatre-vingts ochenta ottanta achtzig tachtig osiemdziesiat oitenta ογδοντα",
+            "ninety nonante noventa novanta neunzig negentig dziewiecdziesiat"], start=2):
+        tens.update((w, 10 * n) for w in words.split())
+    teens.update(tens)
+    return units, teens, frozenset(("and", "et", "y", "e", "und", "en", "i"))
+
+
+_UNITS, _NUMBER_WORDS, _NUMBER_JOINERS = _number_words()
+
+
+def numbers_of(words: list[str]) -> set[str]:
+    """Numbers of 10 and more the words state, in figures or in words: "1.800", "1,800" and
+    "1 800" are 1800, "forty-one" and "quarante et un" 41, "doce" and "twelve" 12. Four-digit
+    numbers written as years (19xx, 20xx) are left out: dates say little about the story."""
+    out = set()
+    n = len(words)
+    i = 0
+    while i < n:
+        w = words[i]
+        if w.isdigit():
+            value, j = w, i + 1
+            # thousands groups: "1 800", "35 000" (normalising splits "1.800" and "1,800" so)
+            while j < n and len(words[j]) == 3 and words[j].isdigit() and len(value) <= 6:
+                value += words[j]
+                j += 1
+            if j == i + 1 and len(w) == 4 and w[:2] in ("19", "20"):
+                value = ""
+            value = value.lstrip("0")
+            if len(value) >= 2:
+                out.add(value)
+            i = j
+            continue
+        number = _NUMBER_WORDS.get(w)
+        if number is not None:
+            j = i + 1
+            if number >= 20 and number % 10 == 0:
+                k = j + 1 if j < n and words[j] in _NUMBER_JOINERS else j
+                if k < n and (k == j or words[k] != "un") and words[k] in _UNITS:
+                    number += _UNITS[words[k]]
+                    j = k + 1
+                elif k < n and words[k] in ("one", "un", "uno", "jeden", "um"):
+                    number += 1
+                    j = k + 1
+            out.add(str(number))
+            i = j
+            continue
+        i += 1
+    return out
+
+
 def stems_of(words: list[str]) -> set[str]:
-    """Crude language-independent stems: the first 5 letters of words of 4+ letters, and numbers.
+    """Crude language-independent stems: the first 5 letters of words of 4+ letters, and numbers
+    (numbers_of).
 
     Inflected forms (Ρόδο/Ρόδου, Tunisia/Tunisie, migranti/migrantes) then share a feature.
     """
-    out = set()
+    out = numbers_of(words)
     for w in words:
-        if w.isdigit():
-            if len(w) >= 2 and not (len(w) == 4 and w[:2] in ("19", "20")):
-                out.add(w.lstrip("0") or "0")
-        elif len(w) >= 4 and w not in _NOT_NAMES:
+        if len(w) >= 4 and w not in _NOT_NAMES and not w.isdigit():
             out.add(w[:STEM])
     return out
+
+
+# Greek and Cyrillic letters -> Latin ones, for names only (their stems keep the script).
+_GREEK_LATIN = ("a v g d e z i th i k l m n x o p r s t i f h ps o").split(" ")
+_CYRILLIC_LATIN = ("a b v g d dj e z z i j k l lj m n nj o p r s t c u f h c c dz s s _ i _ e ju ja je"
+                   ).replace("_", "").split(" ")
+_TO_LATIN = str.maketrans({
+    **dict(zip("αβγδεζηθικλμνξοπρστυφχψω", _GREEK_LATIN, strict=True)),
+    **dict(zip("абвгдђежзијклљмнњопрстћуфхцчџшщъыьэюяє", _CYRILLIC_LATIN, strict=True)),
+})
+_NAME_FOLDS = (("ου", "u"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("ou", "u"))
+NAME_KEY = 4  # letters: Greek accusatives drop the final -s (Έβρο, Πύλο)
+_NAME_LETTERS = str.maketrans("vwyqcjz", "bbikkis")
+_CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_][^\W_]*", re.UNICODE)
+
+
+def name_key(word: str) -> str:
+    """A transliteration-insensitive key of a normalised name: Greek and Cyrillic to Latin, the
+    letters exonyms and transliterations swap folded together (b/v/w, c/k/q, i/y/j, s/z, ph/f,
+    ou/u, doubled letters), the first 4 letters: Λέσβο, Lesbos and Lesvos; Έβρος and Evros;
+    Πύλος and Pylos; Λαμπεντούζα and Lampedusa share one."""
+    for a, b in _NAME_FOLDS:
+        if a in word:
+            word = word.replace(a, b)
+    word = word.translate(_TO_LATIN).translate(_NAME_LETTERS)
+    word = re.sub(r"(.)\1+", r"\1", word)
+    return "~" + word[:NAME_KEY]
+
+
+def names_of(text: str) -> set[str]:
+    """Name keys of the capitalised words of a cleaned text (not the function words of _NOT_NAMES):
+    proper names and places survive translation, their spelling often does not."""
+    found = [m.group() for m in _CAPITALISED.finditer(text) if m.group()[0].isupper()]
+    if not found:
+        return set()
+    return {name_key(w) for w in normalise(" ".join(found)).split()
+            if len(w) >= NAME_KEY and w not in _NOT_NAMES and not w.isdigit()}
 
 
 def _unsigned_doc(item_id: int, title: str, summary: str, text: str, published: str | None,
@@ -170,7 +300,8 @@ def _unsigned_doc(item_id: int, title: str, summary: str, text: str, published: 
         body = " ".join(x for x in (title, summary, text[:TEXT_CHARS]) if x)
         words = normalise(body).split()
         lede = normalise(" ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)).split()
-    anchors = stems_of(lede)
+    head_text = " ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)
+    anchors = stems_of(lede) | names_of(head_text)
     if relevant:
         anchors |= {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
     at = _days(published) or _days(fetched_at)
@@ -215,13 +346,18 @@ def stored_fingerprints(db, item_ids: list[int]) -> dict[int, tuple[np.ndarray, 
         for item_id, sig, anchors in db.execute(
                 f"""SELECT item_id, text_sig, anchors FROM cluster_fingerprints
                     WHERE item_id IN ({','.join('?' * len(chunk))})""", chunk).fetchall():
-            out[item_id] = (np.frombuffer(sig, dtype=np.uint32), _stems_of_anchors(anchors))
+            stems = _stems_of_anchors(anchors)
+            if stems is not None:
+                out[item_id] = (np.frombuffer(sig, dtype=np.uint32), stems)
     return out
 
 
-def _stems_of_anchors(anchors: str) -> frozenset[str]:
-    return frozenset(a for a in anchors.split("\x1f") if a and a[0] != "@") if anchors \
-        else frozenset()
+def _stems_of_anchors(anchors: str) -> frozenset[str] | None:
+    """The stored anchors without concepts; None when an older version made them."""
+    parts = anchors.split("\x1f") if anchors else [""]
+    if parts[0] != ANCHORS_VERSION:
+        return None
+    return frozenset(a for a in parts[1:] if a and a[0] != "@")
 
 
 _FINGERPRINT_SQL = """SELECT item_id, at, complete, relevant, text_sig, anchors, regions
@@ -240,7 +376,9 @@ def fingerprints_of(rows: dict[int, tuple], item_ids: Iterable[int]
     for item_id in item_ids:
         row = rows.get(item_id)
         if row is not None:
-            out[item_id] = (np.frombuffer(row[4], dtype=np.uint32), _stems_of_anchors(row[5]))
+            stems = _stems_of_anchors(row[5])
+            if stems is not None:
+                out[item_id] = (np.frombuffer(row[4], dtype=np.uint32), stems)
     return out
 
 
@@ -302,7 +440,10 @@ class DocFreq:
             self._cached_at = self.n
         value = self._cache.get(stem)
         if value is None:
-            value = self._cache[stem] = math.log((self.n + 2) / (self.counts.get(stem, 0) + 1))
+            value = math.log((self.n + 2) / (self.counts.get(stem, 0) + 1))
+            if stem[0].isdigit():
+                value *= NUMBER_WEIGHT
+            self._cache[stem] = value
         return value
 
     def weights(self, anchors: Iterable[str]) -> dict[str, float]:
@@ -322,7 +463,10 @@ class DocFreq:
                     self._cached_at = self.n
             value = cache.get(a)
             if value is None:
-                value = cache[a] = log(top / (counts.get(a, 0) + 1))
+                value = log(top / (counts.get(a, 0) + 1))
+                if a[0].isdigit():
+                    value *= NUMBER_WEIGHT
+                cache[a] = value
             out[a] = value
         return out
 
@@ -384,6 +528,11 @@ def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
         b.weigh(df)
     weights = a.weights
     inter = sum(weights[x] for x in shared)
+    # a short title shares a larger part of itself with anything: some evidence that names this
+    # story (a rare word, a name, a number), not only the route's concepts, must be shared
+    concepts = sum(1 for x in shared if x[0] == "@")
+    if inter - CONCEPT_WEIGHT * concepts < MIN_SHARED:
+        return 0.0
     smaller = min(a.total, b.total)
     return inter / smaller if smaller else 0.0
 
@@ -513,14 +662,14 @@ def _link(docs: list[Doc], settings, background: DocFreq | None = None,
 
 def _fingerprint_row(doc: Doc) -> tuple:
     return (doc.id, doc.at or 0.0, int(doc.complete), int(doc.relevant), doc.text_sig.tobytes(),
-            "\x1f".join(sorted(doc.anchors)), "\x1f".join(sorted(doc.regions)))
+            "\x1f".join([ANCHORS_VERSION, *sorted(doc.anchors)]), "\x1f".join(sorted(doc.regions)))
 
 
 def _doc_from_fingerprint(row) -> Doc:
     item_id, at, complete, relevant, sig, anchors, regions = row
     return Doc(id=item_id, at=at, complete=bool(complete), relevant=bool(relevant),
                text_sig=np.frombuffer(sig, dtype=np.uint32),
-               anchors=frozenset(anchors.split("\x1f")) if anchors else frozenset(),
+               anchors=frozenset(a for a in anchors.split("\x1f") if a and a[0] != "%"),
                regions=frozenset(regions.split("\x1f")) if regions else frozenset())
 
 
@@ -731,3 +880,60 @@ def evaluate_clusters(stories: dict[int, str], members: dict[int, list[int]]) ->
                 together += members[ids[x]] is members[ids[y]] or members[ids[x]] == members[ids[y]]
     return {"items": n, "clusters": len(clusters), "purity": majority / n if n else 1.0,
             "pairs": pairs, "pair_recall": together / pairs if pairs else 1.0}
+
+
+def labelled_docs(rows: list[dict], matcher) -> list[Doc]:
+    """Docs of labelled story rows ({"title", "lede", "lang", "published", "published_approx"}),
+    tagged by `matcher` (monitor.tagging.matcher_for(taxonomy)). Ids are the rows' positions.
+
+    A row's date is `published`, else `published_approx` (a month: its middle), else unknown."""
+    specs = []
+    for i, r in enumerate(rows):
+        res = matcher.tag(r["title"], r.get("lede"), None, r.get("lang"))
+        specs.append(dict(item_id=i, title=r["title"], summary=r.get("lede") or "", text="",
+                          published=r.get("published") or r.get("published_approx"),
+                          relevant=res.relevant, regions=frozenset(res.slugs("region")),
+                          topics=frozenset(res.slugs("topic"))))
+    return make_docs(specs)
+
+
+def background_of(rows: list[dict], matcher) -> DocFreq:
+    """Document frequencies of other real items' title and lede (an archive's worth of words):
+    in a small labelled set every word is rare, in an archive the route's names and the words of
+    every shipwreck are not."""
+    df = DocFreq()
+    for doc in labelled_docs(rows, matcher):
+        df.add(doc)
+    return df
+
+
+def evaluate_labelled(rows: list[dict], matcher, settings,
+                      background: DocFreq | None = None) -> dict:
+    """evaluate_clusters over labelled story rows, plus the pair recall of the pairs the window
+    allows (both dated, at most cluster_window_days apart) and the pairs missed or wrongly merged:
+    what `bench/eval_clustering.py` prints."""
+    docs = labelled_docs(rows, matcher)
+    members = link_docs(docs, settings, background)
+    stories = {i: r["story"] for i, r in enumerate(rows)}
+    report = evaluate_clusters(stories, members)
+    by_story: dict[str, list[int]] = defaultdict(list)
+    for i, story in stories.items():
+        by_story[story].append(i)
+    window = settings.cluster_window_days
+    in_window = together = 0
+    missed = []
+    for ids in by_story.values():
+        for x, y in itertools.combinations(ids, 2):
+            a, b = docs[x], docs[y]
+            allowed = a.at is not None and b.at is not None and abs(a.at - b.at) <= window
+            linked = members[x] == members[y]
+            in_window += allowed
+            together += allowed and linked
+            if not linked:
+                missed.append((x, y, allowed))
+    wrong = [sorted(ids) for ids in {tuple(m) for m in members.values()}
+             if len({stories[i] for i in ids}) > 1]
+    report.update(window_pairs=in_window,
+                  window_pair_recall=together / in_window if in_window else 1.0,
+                  missed=missed, impure=wrong, docs=docs, members=members)
+    return report
