@@ -193,45 +193,41 @@ def _number_words() -> tuple[dict[str, int], dict[str, int], frozenset[str]]:
 
 
 _UNITS, _NUMBER_WORDS, _NUMBER_JOINERS = _number_words()
+_FIGURE = re.compile(r"(?<![\w])\d+(?: \d{3})*(?![\w])")
+_COMPOUND = re.compile(
+    r"(?<![\w])(%s)(?: (?:%s))? (%s|one|un|uno|jeden|um)(?![\w])" % (
+        "|".join(sorted((w for w, n in _NUMBER_WORDS.items() if n >= 20), key=len, reverse=True)),
+        "|".join(sorted(_NUMBER_JOINERS)),
+        "|".join(sorted(_UNITS, key=len, reverse=True))))
+_ONES = {"one": 1, "un": 1, "uno": 1, "jeden": 1, "um": 1}
 
 
 def numbers_of(words: list[str]) -> set[str]:
     """Numbers of 10 and more the words state, in figures or in words: "1.800", "1,800" and
     "1 800" are 1800, "forty-one" and "quarante et un" 41, "doce" and "twelve" 12. Four-digit
     numbers written as years (19xx, 20xx) are left out: dates say little about the story."""
+    named = _NUMBER_WORDS.keys() & set(words)
+    digits = any(map(str.isdigit, words))
+    if not named and not digits:
+        return set()
+    text = " ".join(words)
     out = set()
-    n = len(words)
-    i = 0
-    while i < n:
-        w = words[i]
-        if w.isdigit():
-            value, j = w, i + 1
-            # thousands groups: "1 800", "35 000" (normalising splits "1.800" and "1,800" so)
-            while j < n and len(words[j]) == 3 and words[j].isdigit() and len(value) <= 6:
-                value += words[j]
-                j += 1
-            if j == i + 1 and len(w) == 4 and w[:2] in ("19", "20"):
-                value = ""
-            value = value.lstrip("0")
+    if digits:
+        # normalising splits "1.800" and "1,800" into "1 800": thousands groups are joined again
+        for m in _FIGURE.finditer(text):
+            figure = m.group()
+            if len(figure) == 4 and figure[:2] in ("19", "20"):
+                continue
+            value = figure.replace(" ", "").lstrip("0")
             if len(value) >= 2:
                 out.add(value)
-            i = j
-            continue
-        number = _NUMBER_WORDS.get(w)
-        if number is not None:
-            j = i + 1
-            if number >= 20 and number % 10 == 0:
-                k = j + 1 if j < n and words[j] in _NUMBER_JOINERS else j
-                if k < n and (k == j or words[k] != "un") and words[k] in _UNITS:
-                    number += _UNITS[words[k]]
-                    j = k + 1
-                elif k < n and words[k] in ("one", "un", "uno", "jeden", "um"):
-                    number += 1
-                    j = k + 1
-            out.add(str(number))
-            i = j
-            continue
-        i += 1
+    if named:
+        compounds = set()
+        for m in _COMPOUND.finditer(text):
+            unit = m.group(2)
+            out.add(str(_NUMBER_WORDS[m.group(1)] + _UNITS.get(unit, _ONES.get(unit, 0))))
+            compounds.add(m.group(1))
+        out.update(str(_NUMBER_WORDS[w]) for w in named - compounds)
     return out
 
 
@@ -259,9 +255,11 @@ _TO_LATIN = str.maketrans({
 _NAME_FOLDS = (("ου", "u"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("ou", "u"))
 NAME_KEY = 4  # letters: Greek accusatives drop the final -s (Έβρο, Πύλο)
 _NAME_LETTERS = str.maketrans("vwyqcjz", "bbikkis")
-_CAPITALISED = re.compile(r"(?<![\w'’])[^\W\d_][^\W_]*", re.UNICODE)
+_DOUBLED = re.compile(r"(.)\1+")
+_ELISION = str.maketrans("'’", "  ")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def name_key(word: str) -> str:
     """A transliteration-insensitive key of a normalised name: Greek and Cyrillic to Latin, the
     letters exonyms and transliterations swap folded together (b/v/w, c/k/q, i/y/j, s/z, ph/f,
@@ -271,14 +269,16 @@ def name_key(word: str) -> str:
         if a in word:
             word = word.replace(a, b)
     word = word.translate(_TO_LATIN).translate(_NAME_LETTERS)
-    word = re.sub(r"(.)\1+", r"\1", word)
+    word = _DOUBLED.sub(r"\1", word)
     return "~" + word[:NAME_KEY]
 
 
 def names_of(text: str) -> set[str]:
     """Name keys of the capitalised words of a cleaned text (not the function words of _NOT_NAMES):
     proper names and places survive translation, their spelling often does not."""
-    found = [m.group() for m in _CAPITALISED.finditer(text) if m.group()[0].isupper()]
+    # "l’Italie", "dell'Italia": the name follows the apostrophe; "(Lampedusa)": the bracket
+    found = [w for w in text.translate(_ELISION).split()
+             if w[0].isupper() or (len(w) > 1 and not w[0].isalnum() and w[1].isupper())]
     if not found:
         return set()
     return {name_key(w) for w in normalise(" ".join(found)).split()
