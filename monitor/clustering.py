@@ -194,11 +194,11 @@ def _number_words() -> tuple[dict[str, int], dict[str, int], frozenset[str]]:
 
 _UNITS, _NUMBER_WORDS, _NUMBER_JOINERS = _number_words()
 _FIGURE = re.compile(r"(?<![\w])\d+(?: \d{3})*(?![\w])")
-_COMPOUND = re.compile(
-    r"(?<![\w])(%s)(?: (?:%s))? (%s|one|un|uno|jeden|um)(?![\w])" % (
-        "|".join(sorted((w for w, n in _NUMBER_WORDS.items() if n >= 20), key=len, reverse=True)),
-        "|".join(sorted(_NUMBER_JOINERS)),
-        "|".join(sorted(_UNITS, key=len, reverse=True))))
+_TENS = "|".join(sorted((w for w, n in _NUMBER_WORDS.items() if n >= 20), key=len, reverse=True))
+_JOINERS = "|".join(sorted(_NUMBER_JOINERS))
+_UNIT_WORDS = "|".join(sorted(_UNITS, key=len, reverse=True))
+_COMPOUND = re.compile(rf"(?<![\w])({_TENS})(?: (?:{_JOINERS}))? "
+                       rf"({_UNIT_WORDS}|one|un|uno|jeden|um)(?![\w])")
 _ONES = {"one": 1, "un": 1, "uno": 1, "jeden": 1, "um": 1}
 
 
@@ -245,9 +245,11 @@ def stems_of(words: list[str]) -> set[str]:
 
 
 # Greek and Cyrillic letters -> Latin ones, for names only (their stems keep the script).
-_GREEK_LATIN = ("a v g d e z i th i k l m n x o p r s t i f h ps o").split(" ")
-_CYRILLIC_LATIN = ("a b v g d dj e z z i j k l lj m n nj o p r s t c u f h c c dz s s _ i _ e ju ja je"
-                   ).replace("_", "").split(" ")
+_GREEK_LATIN = ["a", "v", "g", "d", "e", "z", "i", "th", "i", "k", "l", "m", "n", "x", "o", "p",
+                "r", "s", "t", "i", "f", "h", "ps", "o"]
+_CYRILLIC_LATIN = ["a", "b", "v", "g", "d", "dj", "e", "z", "z", "i", "j", "k", "l", "lj", "m",
+                   "n", "nj", "o", "p", "r", "s", "t", "c", "u", "f", "h", "c", "c", "dz", "s", "s",
+                   "", "i", "", "e", "ju", "ja", "je"]
 _TO_LATIN = str.maketrans({
     **dict(zip("αβγδεζηθικλμνξοπρστυφχψω", _GREEK_LATIN, strict=True)),
     **dict(zip("абвгдђежзијклљмнњопрстћуфхцчџшщъыьэюяє", _CYRILLIC_LATIN, strict=True)),
