@@ -424,3 +424,27 @@ def m503_web_source_volume_per_source(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX IF NOT EXISTS item_sources_by_source ON item_sources(source, first_seen)"
     )
+
+
+@migration
+def m600_web_item_sources_changes(db: sqlite_utils.Database) -> None:
+    """Source health (issue 5): a counter of rows of item_sources updated or deleted, so the web
+    desk's in-memory weekly volumes (archive_queries.SourceVolumes) know when to reload; inserts
+    need none (their rowids grow), so ingest pays nothing."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS web_item_sources_changes (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            n INTEGER NOT NULL
+        );
+        INSERT OR IGNORE INTO web_item_sources_changes (id, n) VALUES (1, 0);
+        CREATE TRIGGER IF NOT EXISTS item_sources_changed_au AFTER UPDATE ON item_sources
+        BEGIN
+          UPDATE web_item_sources_changes SET n = n + 1 WHERE id = 1;
+        END;
+        CREATE TRIGGER IF NOT EXISTS item_sources_changed_ad AFTER DELETE ON item_sources
+        BEGIN
+          UPDATE web_item_sources_changes SET n = n + 1 WHERE id = 1;
+        END;
+        """
+    )
