@@ -8,11 +8,13 @@ beyond it.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
 import re
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -279,15 +281,22 @@ def _count(db, p: SearchParams, match: str | None) -> tuple[int, bool]:
     return (COUNT_CAP, True) if n > COUNT_CAP else (n, False)
 
 
-def search(db, p: SearchParams, facets: bool = True, index=None) -> SearchResult:
+def _no_memo(key, compute):
+    return compute()
+
+
+def search(db, p: SearchParams, facets: bool = True, index=None, memo=None) -> SearchResult:
     """One page of results with snippets, the total and facet counts.
 
     With a monitor.archive_index.FacetIndex, filters and facet counts are computed in memory over
     every match (up to MAX_TEXT_MATCHES text matches); without one, in SQL over the best matches.
+    memo(key, compute), when given, may keep what depends only on the text query and the archive
+    (the text matches and their bm25 order) for the next search with the same words; the caller
+    must drop what it kept when the archive changes (monitor.web.cache does).
     """
     match = fts_query(p.q) if p.q.strip() else None
     if index is not None and p.fetched_after is None:
-        return _search_indexed(db, index, p, match, facets)
+        return _search_indexed(db, index, p, match, facets, memo or _no_memo)
     window = max(FACET_WINDOW if facets else 0, p.page * p.per_page)
     floor = _candidate_floor(db, match) if match else None
     ids = _matching_ids(db, p, window, match, floor)
@@ -309,7 +318,7 @@ MAX_TEXT_MATCHES = 20000  # the in-memory path considers the newest this many te
 RANK_WINDOW = 1000  # bm25 is computed for the newest this many text matches
 
 
-def _indexed_matches(db, idx, p: SearchParams, match: str | None):
+def _indexed_matches(db, idx, p: SearchParams, match: str | None, memo=_no_memo):
     """(text candidates newest first, those passing the filters, whether the text was capped)."""
     import numpy as np
 
@@ -317,7 +326,10 @@ def _indexed_matches(db, idx, p: SearchParams, match: str | None):
         # Every item is a candidate: filter the whole columns (no gather of a million ids).
         keep = _keep(idx, p, slice(None), idx.present.copy())
         return idx.ids_desc, np.flatnonzero(keep)[::-1], False
-    cand = _text_matches(db, match, MAX_TEXT_MATCHES)
+    cand = memo(
+        ("text", match, MAX_TEXT_MATCHES),
+        lambda: _read_only(_text_matches(db, match, MAX_TEXT_MATCHES)),
+    )
     text_capped = len(cand) == MAX_TEXT_MATCHES
     cand = cand[cand <= idx.max_id]
     return cand, cand[_keep(idx, p, cand, idx.present[cand])], text_capped
@@ -341,6 +353,23 @@ def _text_matches(db, match: str, limit: int):
     if not text:
         return np.zeros(0, dtype=np.int64)
     return np.fromstring(text, dtype=np.int64, sep=",")
+
+
+def _read_only(array):
+    array.flags.writeable = False  # shared between requests through the memo
+    return array
+
+
+def _ranked(db, match: str, floor: int):
+    """Rowids of the text matches at or above floor, best bm25 first."""
+    import numpy as np
+
+    rows = _run(
+        db,
+        "SELECT rowid FROM items_fts WHERE items_fts MATCH ? AND rowid >= ? ORDER BY rank",
+        [match, floor],
+    )
+    return _read_only(np.array([r[0] for r in rows], dtype=np.int64))
 
 
 def _keep(idx, p: SearchParams, at, keep):
@@ -369,26 +398,18 @@ def _keep(idx, p: SearchParams, at, keep):
     return keep
 
 
-def _search_indexed(db, idx, p: SearchParams, match: str | None, facets: bool) -> SearchResult:
+def _search_indexed(
+    db, idx, p: SearchParams, match: str | None, facets: bool, memo=_no_memo
+) -> SearchResult:
     import numpy as np
 
     bounded = False
-    cand, found, text_capped = _indexed_matches(db, idx, p, match)
+    cand, found, text_capped = _indexed_matches(db, idx, p, match, memo)
     total = int(len(found))
     need = p.page * p.per_page
     if match and p.sort == "relevance":
         floor = int(cand[min(RANK_WINDOW, len(cand)) - 1]) if len(cand) else 0
-        ranked = np.array(
-            [
-                r[0]
-                for r in _run(
-                    db,
-                    "SELECT rowid FROM items_fts WHERE items_fts MATCH ? AND rowid >= ? ORDER BY rank",
-                    [match, floor],
-                )
-            ],
-            dtype=np.int64,
-        )
+        ranked = memo(("rank", match, floor), lambda: _ranked(db, match, floor))
         ranked = ranked[_member(ranked, found)]
         bounded = len(cand) > RANK_WINDOW
         order = list(ranked[:need])
@@ -640,7 +661,14 @@ def week_start(day: date) -> date:
 
 
 def weekly_counts(
-    db, kind: str, since: str, until: str, p: SearchParams | None = None, top: int = 8, index=None
+    db,
+    kind: str,
+    since: str,
+    until: str,
+    p: SearchParams | None = None,
+    top: int = 8,
+    index=None,
+    memo=None,
 ) -> dict:
     """Items per ISO week and per region or topic between since and until (inclusive days).
 
@@ -658,7 +686,7 @@ def weekly_counts(
     p = replace(p or SearchParams(), since=start.isoformat(), until=end.isoformat())
     match = fts_query(p.q) if p.q.strip() else None
     if index is not None:
-        return _weekly_indexed(db, index, kind, start, end, p, match, top)
+        return _weekly_indexed(db, index, kind, start, end, p, match, top, memo or _no_memo)
     where, params = _filters(p)
     if match:
         where.insert(0, "items.id IN (SELECT rowid FROM items_fts WHERE items_fts MATCH ?)")
@@ -693,10 +721,10 @@ def _weeks(start: date, end: date) -> list[str]:
     return weeks
 
 
-def _weekly_indexed(db, idx, kind, start: date, end: date, p, match, top: int) -> dict:
+def _weekly_indexed(db, idx, kind, start: date, end: date, p, match, top: int, memo) -> dict:
     import numpy as np
 
-    _, found, _ = _indexed_matches(db, idx, p, match)
+    _, found, _ = _indexed_matches(db, idx, p, match, memo)
     weeks = _weeks(start, end)
     origin = np.datetime64(start.isoformat(), "D").astype(np.int64)
     week_of = (idx.day[found] - origin) // 7
@@ -768,23 +796,109 @@ DROP_RATIO = 0.3  # a week below 30% of the previous four weeks' average ...
 DROP_MIN_BASE = 5.0  # ... when that average is at least 5 items a week
 
 
-def source_report(db, now: datetime | None = None, weeks: int = 8) -> list[dict]:
-    """Each configured source's health with weekly volumes (oldest first) and a drop warning."""
+class SourceVolumes:
+    """item_sources' first_seen times since a floor, sorted per source, kept up to date in memory.
+
+    The source health page counts each source's items in 8 weekly windows ending now: 320 range
+    counts on a million items (~16 ms). Here a window is two bisections of a sorted list, and
+    keeping up is one query for the rows added since the last look (rowids of item_sources grow);
+    a row updated or deleted moves the counter of migration m600, and everything is read again.
+    """
+
+    MARGIN = timedelta(days=7)  # rows kept before the oldest window, so that time can move on
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._floor: str | None = None
+        self._max_rowid = 0
+        self._changes = None
+        self._times: dict[str, list[str]] = {}
+
+    def counts(self, db, edges: list[str]) -> dict[str, list[int]]:
+        """{source: [rows with edges[i] <= first_seen < edges[i + 1]]} for every source seen."""
+        with self._lock:
+            newest, changes = db.execute(
+                "SELECT (SELECT coalesce(max(rowid), 0) FROM item_sources), "
+                "(SELECT n FROM web_item_sources_changes WHERE id = 1)"
+            ).fetchone()
+            if (
+                self._floor is None
+                or changes != self._changes
+                or newest < self._max_rowid
+                or edges[0] < self._floor
+                or edges[0] > _iso_seconds(_parse_seconds(self._floor) + 2 * self.MARGIN)
+            ):
+                self._load(db, edges[0], newest, changes)
+            elif newest > self._max_rowid:
+                self._catch_up(db, newest)
+            out = {}
+            for source, times in self._times.items():
+                at = [bisect.bisect_left(times, edge) for edge in edges]
+                out[source] = [at[i + 1] - at[i] for i in range(len(edges) - 1)]
+            return out
+
+    def _load(self, db, oldest_edge: str, newest: int, changes) -> None:
+        floor = _iso_seconds(_parse_seconds(oldest_edge) - self.MARGIN)
+        times: dict[str, list[str]] = {}
+        for source, seen in db.execute(
+            "SELECT source, first_seen FROM item_sources WHERE first_seen >= ? AND rowid <= ?",
+            [floor, newest],
+        ):
+            if isinstance(seen, str):
+                times.setdefault(source, []).append(seen)
+        for values in times.values():
+            values.sort()
+        self._floor, self._times = floor, times
+        self._max_rowid, self._changes = newest, changes
+
+    def _catch_up(self, db, newest: int) -> None:
+        for source, seen in db.execute(
+            "SELECT source, first_seen FROM item_sources WHERE rowid > ? AND rowid <= ?",
+            [self._max_rowid, newest],
+        ):
+            if isinstance(seen, str) and seen >= self._floor:
+                bisect.insort(self._times.setdefault(source, []), seen)
+        self._max_rowid = newest
+
+
+def _parse_seconds(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def _iso_seconds(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def source_report(
+    db,
+    now: datetime | None = None,
+    weeks: int = 8,
+    volumes: SourceVolumes | None = None,
+) -> list[dict]:
+    """Each configured source's health with weekly volumes (oldest first) and a drop warning.
+
+    volumes (a SourceVolumes the caller keeps between calls) counts the weeks in memory, with
+    the same answers; without it each week is a range count on the (source, first_seen) index.
+    """
     now = now or datetime.now(UTC)
     starts = [now - timedelta(days=7 * (weeks - i)) for i in range(weeks + 1)]
     edges = [s.strftime("%Y-%m-%dT%H:%M:%SZ") for s in starts]
+    counted = volumes.counts(db, edges) if volumes is not None else None
     report = []
     for row in db.query("SELECT * FROM sources WHERE configured = 1 ORDER BY name"):
-        # One range count per source and week on the (source, first_seen) index: counting eight
-        # weeks of the whole archive in one grouped scan cost ~100 ms on a million items.
-        weekly = [
-            db.execute(
-                "SELECT count(*) FROM item_sources WHERE source = ? AND first_seen >= ? "
-                "AND first_seen < ?",
-                [row["name"], edges[i], edges[i + 1]],
-            ).fetchone()[0]
-            for i in range(weeks)
-        ]
+        if counted is not None:
+            weekly = counted.get(row["name"]) or [0] * weeks
+        else:
+            # One range count per source and week on the (source, first_seen) index: counting
+            # eight weeks of the whole archive in one grouped scan cost ~100 ms on a million items.
+            weekly = [
+                db.execute(
+                    "SELECT count(*) FROM item_sources WHERE source = ? AND first_seen >= ? "
+                    "AND first_seen < ?",
+                    [row["name"], edges[i], edges[i + 1]],
+                ).fetchone()[0]
+                for i in range(weeks)
+            ]
         row["weekly"] = weekly
         row["week_starts"] = [s.date().isoformat() for s in starts[:-1]]
         base = sum(weekly[-5:-1]) / 4

@@ -9,7 +9,7 @@ from monitor import saved_searches
 from monitor.config import load_config
 from tests.fixtures_web import csrf_from, start_server
 from tests.helpers import write_config
-from tests.web_archive import insert_items
+from tests.web_archive import SOURCES, insert_items
 
 
 def _stamp(moment: datetime) -> str:
@@ -141,3 +141,44 @@ def test_saved_search_with_a_malformed_query_is_refused(web):
         },
     )
     assert response.status_code == 400 and "unclosed quotation mark" in response.text
+
+
+def test_weekly_volumes_kept_in_memory_equal_the_range_counts(web):
+    db = web.db
+    _add_source(db, "steady-feed", [10, 11, 9, 10, 12, 10, 11, 10])
+    _add_source(db, "growing-feed", [1, 2, 3, 4, 5, 6, 7, 8])
+    volumes = aq.SourceVolumes()
+    now = datetime.now(UTC)
+
+    def same(at: datetime) -> None:
+        counted = [(r["name"], r["weekly"]) for r in aq.source_report(db, now=at)]
+        kept = [(r["name"], r["weekly"]) for r in aq.source_report(db, now=at, volumes=volumes)]
+        assert kept == counted
+        assert any(sum(weekly) for _, weekly in counted)
+
+    same(now)
+    same(now + timedelta(days=3))  # time moves on: items move from one week to the previous
+    same(now + timedelta(days=40))  # far on: the kept rows are read again from a later floor
+    same(now - timedelta(days=20))  # an earlier moment than any before
+    same(now)
+    for name in SOURCES:  # the sources insert_items rotates through, shown in the report too
+        db.execute(
+            "INSERT OR IGNORE INTO sources (name, url, kind, every_seconds) "
+            "VALUES (?, ?, 'feed', 60)",
+            [name, f"https://{name}.example.org/feed"],
+        )
+    ids = insert_items(db, 6, seed=9, url_prefix="late", days=5)
+    same(now)  # new rows: caught up by rowid
+    marks = ",".join("?" * len(ids))
+    db.execute(f"UPDATE item_sources SET source = 'growing-feed' WHERE item_id IN ({marks})", ids)
+    same(now)  # moved to another source: noticed through the counter of migration m600
+    db.execute(
+        "UPDATE item_sources SET first_seen = ? WHERE item_id = ?",
+        [_stamp(now - timedelta(days=50)), ids[2]],
+    )
+    same(now)
+    db.execute("DELETE FROM items WHERE id IN (?, ?)", [ids[0], ids[-1]])  # cascades
+    same(now)
+    newest = insert_items(db, 1, seed=10, url_prefix="reused", days=2)  # may reuse the rowid
+    db.execute("UPDATE item_sources SET source = 'steady-feed' WHERE item_id = ?", newest)
+    same(now)

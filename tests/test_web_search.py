@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor import archive_queries as aq
+from monitor.store import save_items
+from monitor.tagging import process_items
 from tests.web_archive import corpus_documents, insert_items
 
 
@@ -228,3 +230,67 @@ def test_in_memory_weekly_counts_match_sql(web, analyst):
 def test_prefix_search_highlights_the_completed_words(analyst):
     page = analyst.get("/search", params={"q": "Islamist*"})
     assert "<mark>Islamisten</mark>" in page.text or "<mark>Islamist" in page.text
+
+
+def _store_and_tag(web, word: str, source: str) -> int:
+    """One item through the ingest path (save_items, then tagging), fetched an hour ago."""
+    fetched = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    item = {
+        "url": f"https://{word.lower()}.example.org/rescue",
+        "url_keys": [f"{word.lower()}.example.org/rescue"],
+        "source": source,
+        "title": f"{word}: 40 people rescued off Lampedusa after their boat capsized",
+        "summary": f"The coast guard brought 40 asylum seekers to Lampedusa after the {word} call.",
+        "text": "Search and rescue ships of NGOs brought the survivors of the shipwreck in the "
+        "Mediterranean to the island of Lampedusa.",
+        "language": "en",
+        "published": fetched,
+        "fetched_at": fetched,
+        "full_text": True,
+    }
+    [(item_id, _)] = save_items(web.db, [item])
+    process_items(web.db, web.config, [item_id])
+    return item_id
+
+
+def test_a_stored_item_is_counted_at_once_in_search_chart_and_source_health(web, analyst):
+    """The web desk keeps answers between requests: a new item must still show on the next one."""
+    web.db.execute(
+        "INSERT INTO sources (name, url, kind, every_seconds) "
+        "VALUES ('ecre-news', 'https://ecre.example.org/feed', 'feed', 3600)"
+    )
+    web.add_user("root", "admin")
+    admin = web.login("root")
+
+    def look() -> dict:
+        seen = {}
+        for _ in range(2):  # the second answer of each comes from what the server kept
+            wide = analyst.get("/api/search", params={"q": "Lampedusa"}).json()
+            seen["total"] = wide["total"]
+            seen["facets"] = {
+                kind: {f["value"]: f["count"] for f in wide["facets"][kind]}
+                for kind in ("region", "topic", "source")
+            }
+            seen["new"] = analyst.get("/api/search", params={"q": "Quokkaboot"}).json()
+            seen["page"] = analyst.get("/search", params={"q": "Quokkaboot"}).text
+            seen["chart"] = analyst.get("/chart", params={"by": "region", "q": "Quokkaboot"}).text
+            sources = admin.get("/api/sources").json()["sources"]
+            seen["week"] = {s["name"]: s["weekly"][-1] for s in sources}["ecre-news"]
+            seen["health"] = admin.get("/admin/sources").text
+        return seen
+
+    before = look()
+    assert before["new"]["total"] == 0 and "Nothing matched" in before["page"]
+    assert "No tagged items in this period" in before["chart"]
+    item_id = _store_and_tag(web, "Quokkaboot", "ecre-news")
+    tags = set(web.db.execute("SELECT kind, tag FROM item_tags WHERE item_id = ?", [item_id]))
+    assert ("region", "lampedusa") in tags
+    after = look()
+    assert after["new"]["total"] == 1 and after["new"]["items"][0]["id"] == item_id
+    assert f'href="/items/{item_id}"' in after["page"]
+    assert after["total"] == before["total"] + 1
+    for kind, tag in tags | {("source", "ecre-news")}:
+        assert after["facets"][kind][tag] == before["facets"][kind].get(tag, 0) + 1, tag
+    assert "Lampedusa (1)" in after["chart"] and "No tagged items" not in after["chart"]
+    assert after["week"] == before["week"] + 1
+    assert after["health"] != before["health"]

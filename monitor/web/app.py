@@ -43,10 +43,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from monitor.archive_index import IndexHolder
+from monitor.archive_queries import SourceVolumes
 from monitor.errors import MonitorError
 from monitor.store import open_db
 from monitor.urls import safe_url
 from monitor.web import auth
+from monitor.web.cache import ArchiveMemo
 from monitor.web.common import CSRF_COOKIE, CSRF_FIELD, CSRF_HEADER, csrf_token_for
 
 HERE = Path(__file__).resolve().parent
@@ -135,6 +137,8 @@ def create_app(config, db_path: str | os.PathLike | None = None) -> Starlette:
     app.state.db_path = path
     app.state.db = db
     app.state.index_holder = IndexHolder(lambda: open_db(path, migrate=False))
+    app.state.memo = ArchiveMemo()  # answers kept until the archive changes (monitor.web.cache)
+    app.state.source_volumes = SourceVolumes()
     app.state.secret = secret
     app.state.nav = nav
     app.state.templates = make_templates()

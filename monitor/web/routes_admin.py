@@ -5,15 +5,15 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.routing import Route
 
-from monitor import archive_queries as aq
-from monitor.web.common import get_db, render, require_role
+from monitor.web import cache
+from monitor.web.common import render, require_role
 
 NAV = [("Source health", "/admin/sources", ("admin",))]
 
 
 @require_role("admin")
 def sources_page(request: Request):
-    report = aq.source_report(get_db(request))
+    report = cache.source_report(request)
     peak = max([max(r["weekly"]) for r in report] + [1])
     return render(
         request,

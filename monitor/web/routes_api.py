@@ -12,7 +12,8 @@ from starlette.routing import Route
 
 from monitor import archive_queries as aq
 from monitor.errors import SearchQueryError
-from monitor.web.common import get_config, get_db, get_index, require_role
+from monitor.web import cache
+from monitor.web.common import get_config, get_db, require_role
 
 ROLES = ("analyst", "curator")
 NAV = [("API", "/api/docs", ROLES)]
@@ -26,7 +27,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def api_search(request: Request):
     try:
         params = aq.SearchParams.from_mapping(request.query_params)
-        result = aq.search(get_db(request), params, index=get_index(request))
+        result = cache.search(request, params)
     except SearchQueryError as exc:
         return _error(400, str(exc))
     return JSONResponse(result.as_dict())
@@ -95,7 +96,7 @@ def api_sources(request: Request):
         "weekly",
         "warning",
     )
-    rows = [{k: row.get(k) for k in keys} for row in aq.source_report(get_db(request))]
+    rows = [{k: row.get(k) for k in keys} for row in cache.source_report(request)]
     for row in rows:
         row["enabled"] = bool(row["enabled"])
     return JSONResponse({"sources": rows})

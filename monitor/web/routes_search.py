@@ -7,7 +7,6 @@ HTTP to them.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, date, datetime, timedelta
 
 from starlette.exceptions import HTTPException
@@ -18,11 +17,11 @@ from starlette.routing import Route
 from monitor import archive_queries as aq
 from monitor import saved_searches
 from monitor.errors import SearchQueryError
+from monitor.web import cache
 from monitor.web.common import (
     current_user,
     get_config,
     get_db,
-    get_index,
     render,
     require_role,
     see_other,
@@ -34,21 +33,6 @@ NAV = [
     ("Chart", "/chart", ROLES),
     ("Saved searches", "/saved", ROLES),
 ]
-_CACHE: dict = {}
-_CACHE_SECONDS = 60.0
-
-
-def _known_values(request: Request) -> dict:
-    """Filter menu values change slowly; computing them on 1M rows each time would dominate."""
-    key = ("known", str(request.app.state.db_path))
-    hit = _CACHE.get(key)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
-    values = aq.known_values(get_db(request))
-    _CACHE[key] = (time.monotonic() + _CACHE_SECONDS, values)
-    return values
-
-
 def _labels(request: Request) -> dict:
     taxonomy = get_config(request).taxonomy
     return {
@@ -75,7 +59,7 @@ def search_page(request: Request):
         or params.until
     ):
         try:
-            result = aq.search(get_db(request), params, index=get_index(request))
+            result = cache.search(request, params)
         except SearchQueryError as exc:
             error = str(exc)
     return render(
@@ -86,7 +70,7 @@ def search_page(request: Request):
             "result": result,
             "error": error,
             "labels": _labels(request),
-            "known": _known_values(request),
+            "known": cache.known_values(request),
             "taxonomy": get_config(request).taxonomy,
             "candidate_window": aq.CANDIDATE_WINDOW,
         },
@@ -134,18 +118,6 @@ def export_json(request: Request):
     )
 
 
-def _chart_cached(request: Request, kind: str, since: str, until: str, params: aq.SearchParams):
-    key = ("chart", str(request.app.state.db_path), kind, since, until, params.query_string())
-    hit = _CACHE.get(key)
-    if hit and hit[0] > time.monotonic():
-        return hit[1]
-    data = aq.weekly_counts(get_db(request), kind, since, until, params, index=get_index(request))
-    if len(_CACHE) > 500:
-        _CACHE.clear()
-    _CACHE[key] = (time.monotonic() + _CACHE_SECONDS, data)
-    return data
-
-
 @require_role(*ROLES)
 def chart_page(request: Request):
     query = request.query_params
@@ -161,7 +133,7 @@ def chart_page(request: Request):
             | {"q": query.get("q", "")}
         )
         date.fromisoformat(since), date.fromisoformat(until)
-        data = _chart_cached(request, kind, since, until, params)
+        data = cache.weekly_counts(request, kind, since, until, params)
     except ValueError:
         params, error = aq.SearchParams(), "Give the dates as YYYY-MM-DD."
     except SearchQueryError as exc:
