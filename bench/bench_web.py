@@ -301,7 +301,12 @@ async def load(
 
 
 def bench_http(
-    db_path: Path, clients: int, seconds: float, workers: int, thinks: tuple[float, ...] = (0.0,)
+    db_path: Path,
+    clients: int,
+    seconds: float,
+    workers: int,
+    thinks: tuple[float, ...] = (0.0,),
+    profile: Path | None = None,
 ) -> list[dict]:
     import httpx
 
@@ -367,6 +372,7 @@ def bench_http(
             time.sleep(1)  # the server builds its in-memory index in the background at start
         print(f"\nserver's in-memory index ready {time.perf_counter() - t0:.0f} s after sign-in")
         asyncio.run(load(base, cookies, mix, 5, 3))  # warm-up
+        sequential(base, cookies, mix)
         import psutil
 
         server = psutil.Process(proc.pid)
@@ -376,9 +382,33 @@ def bench_http(
             return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
 
         summaries = []
-        for think in thinks:
+        for n_think, think in enumerate(thinks):
+            spy = None
+            if profile and n_think == 0:  # py-spy samples the server during the first run
+                spy = subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("py-spy")),
+                        "record",
+                        "--pid",
+                        str(proc.pid),
+                        "--subprocesses",
+                        "--nonblocking",
+                        "--rate",
+                        "250",
+                        "--duration",
+                        str(int(seconds)),
+                        "--format",
+                        "raw" if profile.suffix == ".txt" else "flamegraph",
+                        "--output",
+                        str(profile),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
             cpu0 = server_cpu()
             result = asyncio.run(load(base, cookies, mix, clients, seconds, think))
+            if spy is not None:
+                spy.wait(30)
             cpu = server_cpu() - cpu0
             summaries.append(_report(result, clients, seconds, workers, think))
             n = sum(len(v) for v in result["timings"].values())
@@ -391,6 +421,24 @@ def bench_http(
         proc.terminate()
         proc.wait(20)
     return summaries
+
+
+def sequential(base: str, cookies: dict, mix, rounds: int = 3) -> dict[str, float]:
+    """Each request of the mix `rounds` times, one after another: what a page costs alone."""
+    import httpx
+
+    timings: dict[str, list[float]] = {}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(rounds):
+            for kind, user, path in mix:
+                headers = {"cookie": f"bnm_session={cookies[user]}"} if user else {}
+                t0 = time.perf_counter()
+                client.get(path, headers=headers)
+                timings.setdefault(kind, []).append((time.perf_counter() - t0) * 1000)
+    medians = {kind: statistics.median(values) for kind, values in timings.items()}
+    print(f"\nOne request at a time ({rounds} rounds of the mix; ms, median per page):")
+    print("  " + ", ".join(f"{kind} {ms:.1f}" for kind, ms in sorted(medians.items())))
+    return medians
 
 
 def _report(result: dict, clients: int, seconds: float, workers: int, think: float) -> dict:
@@ -443,6 +491,12 @@ def main() -> None:
         default=None,
         help="mean pause between a client's requests in s (repeatable; 0 = none)",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the server during the first load run into this file (.svg, or .txt: raw)",
+    )
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-library", action="store_true")
@@ -466,6 +520,7 @@ def main() -> None:
             args.seconds,
             args.workers,
             tuple(args.think) if args.think else (0.0, 1.0),
+            args.profile,
         )
 
 
