@@ -206,7 +206,7 @@ def numbers_of(words: list[str]) -> set[str]:
     """Numbers of 10 and more the words state, in figures or in words: "1.800", "1,800" and
     "1 800" are 1800, "forty-one" and "quarante et un" 41, "doce" and "twelve" 12. Four-digit
     numbers written as years (19xx, 20xx) are left out: dates say little about the story."""
-    named = _NUMBER_WORDS.keys() & set(words)
+    named = None if _NUMBER_WORDS.keys().isdisjoint(words) else _NUMBER_WORDS.keys() & set(words)
     digits = any(map(str.isdigit, words))
     if not named and not digits:
         return set()
@@ -237,11 +237,9 @@ def stems_of(words: list[str]) -> set[str]:
 
     Inflected forms (Ρόδο/Ρόδου, Tunisia/Tunisie, migranti/migrantes) then share a feature.
     """
-    out = numbers_of(words)
-    for w in words:
-        if len(w) >= 4 and w not in _NOT_NAMES and not w.isdigit():
-            out.add(w[:STEM])
-    return out
+    stems = {w[:STEM] for w in words if len(w) >= 4 and w not in _NOT_NAMES and not w.isdigit()}
+    stems.update(numbers_of(words))
+    return stems
 
 
 # Greek and Cyrillic letters -> Latin ones, for names only (their stems keep the script).
@@ -258,7 +256,11 @@ _NAME_FOLDS = (("ου", "u"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("ou", "u")
 NAME_KEY = 4  # letters: Greek accusatives drop the final -s (Έβρο, Πύλο)
 _NAME_LETTERS = str.maketrans("vwyqcjz", "bbikkis")
 _DOUBLED = re.compile(r"(.)\1+")
-_ELISION = str.maketrans("'’", "  ")
+# A word starting with a capital letter (Latin, Greek, Cyrillic), not inside a word: "l’Italie",
+# "dell'Italia" and "(Lampedusa)" give the name. One findall instead of a test per word.
+_UPPER = "".join(c for c in map(chr, itertools.chain(range(0x41, 0x250), range(0x370, 0x530)))
+                 if c.isupper())
+_CAPITALISED = re.compile(rf"(?<!\w)[{re.escape(_UPPER)}]\w*")
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -278,13 +280,18 @@ def name_key(word: str) -> str:
 def names_of(text: str) -> set[str]:
     """Name keys of the capitalised words of a cleaned text (not the function words of _NOT_NAMES):
     proper names and places survive translation, their spelling often does not."""
-    # "l’Italie", "dell'Italia": the name follows the apostrophe; "(Lampedusa)": the bracket
-    found = [w for w in text.translate(_ELISION).split()
-             if w[0].isupper() or (len(w) > 1 and not w[0].isalnum() and w[1].isupper())]
-    if not found:
-        return set()
-    return {name_key(w) for w in normalise(" ".join(found)).split()
-            if len(w) >= NAME_KEY and w not in _NOT_NAMES and not w.isdigit()}
+    keys = set(map(_key_of_capitalised, _CAPITALISED.findall(text)))
+    keys.discard("")
+    return keys
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_of_capitalised(word: str) -> str:
+    """name_key of a capitalised word as written, "" if it is no name (cached: names recur)."""
+    word = normalise(word).replace(" ", "")
+    if len(word) < NAME_KEY or word in _NOT_NAMES or word.isdigit():
+        return ""
+    return name_key(word)
 
 
 def _unsigned_doc(item_id: int, title: str, summary: str, text: str, published: str | None,
