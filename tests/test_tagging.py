@@ -220,6 +220,48 @@ def test_look_alike_phrasings_do_not_give_the_topic(shipped, title, lede, lang, 
     assert topic not in matcher_for(shipped).tag(title, lede, None, lang).slugs("topic")
 
 
+# Languages without term lists of their own (tr, hu, cs, pt, lt, sl, ...) are matched with every
+# list; their own words sit in `terms.any` (docs/taxonomy.md, "Languages without lists").
+_OWN_LISTS = {"en", "nl", "fr", "de", "it", "es", "pl", "el", "hr", "bs", "sr"}
+
+
+@pytest.mark.parametrize(("lang", "title_start"), [
+    # real items of test3.jsonl (tuning data): each must get its labelled topics
+    ("tr", "Ege Denizi'nde düzensiz göçmen hareketliliği"),          # pushed back, rescued
+    ("hu", "Illegális migránsokat tartóztattak fel Röszkénél"),     # escorted back to the fence
+    ("cs", "Italská pobřežní stráž ve Středomoří zachránila"),      # rescue
+    ("pt", "Seis corpos são encontrados na Sicília"),               # bodies recovered
+    ("lt", "VSAT: pasienyje su Baltarusija apgręžti du"),           # turned back
+    ("sl", "Ljubljana, 30. maja - Slovenski policisti"),            # illegal crossings
+])
+def test_languages_without_lists_are_tagged_from_their_own_words(shipped, lang, title_start):
+    item = next(r for r in _labelled("test3") if r["title"].startswith(title_start))
+    assert item["lang"] == lang and lang not in _OWN_LISTS
+    result = matcher_for(shipped).tag(item["title"], item["lede"], None, lang)
+    assert result.relevant
+    assert set(item["topics"]) <= set(result.slugs("topic"))
+    assert set(item["regions"]) <= set(result.slugs("region"))
+
+
+def test_tuning_items_in_languages_without_lists_are_tagged_like_the_others(shipped):
+    items = [r for r in _labelled("test3") if r["lang"] not in _OWN_LISTS]
+    assert len({r["lang"] for r in items}) >= 8
+    report = evaluate(shipped, items)
+    assert report["relevance_accuracy"] >= 0.95
+    assert report["regions"]["micro"]["f1"] >= 0.90
+    assert report["topics"]["micro"]["f1"] >= 0.78
+
+
+@pytest.mark.parametrize(("title", "lede", "lang"), [
+    ("Kuş göçü başladı: leylekler Afrika'ya göç yolunda", "", "tr"),                 # bird migration
+    ("Migração de dados para a nuvem: o que as empresas precisam saber", "", "pt"),  # data migration
+    ("Policie dopadla uprchlého vězně", "Vězeň utekl z věznice v noci.", "cs"),      # escaped prisoner
+    ("Nyári táborok gyerekeknek a Balatonnál", "", "hu"),                          # summer camps
+])
+def test_look_alikes_in_languages_without_lists_are_not_relevant(shipped, title, lede, lang):
+    assert not matcher_for(shipped).tag(title, lede, None, lang).relevant
+
+
 def test_distractors_are_not_relevant(shipped):
     matcher = matcher_for(shipped)
     distractors = [r for r in _dev() if not r["relevant"]]
