@@ -238,14 +238,45 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class NewWords:
+    """A search no one ran before (so nothing the server kept answers it): a word drawn from a
+    random sentence of the corpus (common words as often as they occur), a random sort and page."""
+
+    def __init__(self, seed: int = 11):
+        words = []
+        for text, _ in sentences():
+            words.extend(w for w in re.findall(r"\w{4,}", text) if not w.isdigit())
+        self.words = words
+        self.rng = random.Random(seed)
+        self.sent: set[str] = set()
+
+    def __call__(self) -> str:
+        from urllib.parse import urlencode
+
+        while True:
+            query = {
+                "q": self.rng.choice(self.words),
+                "sort": self.rng.choice(("relevance", "date")),
+                "page": self.rng.choice((1, 1, 2, 3)),
+            }
+            path = "/search?" + urlencode(query)
+            if path not in self.sent:
+                self.sent.add(path)
+                return path
+
+
 def page_mix(item_ids: list[int]) -> list[tuple[str, str, str]]:
-    """(kind, user, path) requests; every page type of the analyst and admin sides."""
+    """(kind, user, path) requests; every page type of the analyst and admin sides.
+
+    A path may be a function returning one (a new search each time)."""
     from urllib.parse import urlencode
 
     mix = []
+    new_words = NewWords()
     for query in QUERIES:
         mix.append(("search page", "ana", "/search?" + urlencode(query, doseq=True)))
         mix.append(("api search", "ana", "/api/search?" + urlencode(query, doseq=True)))
+        mix.append(("search new words", "ana", new_words))
     for item_id in item_ids:
         mix.append(("item page", "ana", f"/items/{item_id}"))
         mix.append(("api item", "ana", f"/api/items/{item_id}"))
@@ -286,6 +317,7 @@ async def load(
                 await asyncio.sleep(rng.uniform(0, think))
             while time.monotonic() < deadline:
                 kind, user, path = mix[rng.randrange(len(mix))]
+                path = path() if callable(path) else path
                 headers = {"cookie": f"bnm_session={cookies[user]}"} if user else {}
                 t0 = time.perf_counter()
                 response = await client.get(path, headers=headers)
@@ -429,8 +461,12 @@ def sequential(base: str, cookies: dict, mix, rounds: int = 3) -> dict[str, floa
 
     timings: dict[str, list[float]] = {}
     with httpx.Client(base_url=base, timeout=30) as client:
+        for kind, user, path in mix:  # first visits (what the server keeps is filled here)
+            path = path() if callable(path) else path
+            client.get(path, headers={"cookie": f"bnm_session={cookies[user]}"} if user else {})
         for _ in range(rounds):
             for kind, user, path in mix:
+                path = path() if callable(path) else path
                 headers = {"cookie": f"bnm_session={cookies[user]}"} if user else {}
                 t0 = time.perf_counter()
                 client.get(path, headers=headers)
@@ -453,6 +489,16 @@ def _report(result: dict, clients: int, seconds: float, workers: int, think: flo
     print(
         f"\nHTTP: {clients} concurrent clients, {pacing}, for {seconds:.0f} s, `monitor serve "
         f"--workers {workers}` on loopback (ms, client-side; the clients share the 2 cores)"
+    )
+    print(
+        "(a client model of 50 users each loading a page, then reading it for a few seconds, is "
+        "what '50 concurrent clients' means for the web desk; back to back is a saturation test)"
+        if think
+        else "(saturation: the 2 cores are shared by the server and the 50 clients)"
+    )
+    print(
+        "search page / api search: 16 fixed queries, answered from what the server kept after "
+        "their first run; search new words: a query never run before (nothing kept)"
     )
     print(f"{'page':<16} {'requests':>9} {'median':>8} {'p95':>8} {'p99':>8}")
     for kind in sorted(timings):
