@@ -461,7 +461,7 @@ def sequential(base: str, cookies: dict, mix, rounds: int = 3) -> dict[str, floa
 
     timings: dict[str, list[float]] = {}
     with httpx.Client(base_url=base, timeout=30) as client:
-        for kind, user, path in mix:  # first visits (what the server keeps is filled here)
+        for _kind, user, path in mix:  # first visits (what the server keeps is filled here)
             path = path() if callable(path) else path
             client.get(path, headers={"cookie": f"bnm_session={cookies[user]}"} if user else {})
         for _ in range(rounds):
