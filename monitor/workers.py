@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import resource
+import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
@@ -18,13 +20,23 @@ from pebble.common import ProcessExpired
 
 from monitor.errors import ParseError
 
-# Workers start from a fresh interpreter ("spawn"), not a fork of the crawl: a forked worker
-# carries a copy of everything the crawl process has loaded (Scrapy, the tagging models, the
-# pages in flight), which doubled the crawl's memory. A fresh worker imports only the parsers.
-_CONTEXT = multiprocessing.get_context("spawn")
+# Workers never fork the crawl process: a forked worker would carry a copy of everything the crawl
+# has loaded (Scrapy, the tagging models, the pages in flight), which doubled the crawl's memory.
+# Feeds and sitemaps are parsed by workers started from a fresh interpreter ("spawn"), which need
+# only feedparser: cheap to start, so a crawl with nothing new stays quick. Article pages are
+# extracted by workers forked from a fork server that has imported trafilatura and loaded
+# dateparser's locales once (monitor/warm_worker.py); it starts at the first article page.
+_CONTEXTS = {"parse": multiprocessing.get_context("spawn"),
+             "extract": multiprocessing.get_context("forkserver")}
+_CONTEXTS["extract"].set_forkserver_preload(["monitor.warm_worker"])
 # A worker is replaced after this many tasks, which returns the memory lxml and trafilatura's
-# caches accumulate; a replacement costs about a second of imports.
-_TASKS_PER_WORKER = 500
+# caches accumulate (a worker grows by about 30 MB over 500 pages). A replacement forked from the
+# warm server costs milliseconds; one spawned for feeds, about a second of imports.
+_TASKS_PER_WORKER = {"parse": 500, "extract": 50}
+# Feed and sitemap workers stop after this long with nothing to parse (a crawl reads its listings
+# in its first seconds, then only extracts pages): about 40 MB back while the pages are extracted.
+# A listing that arrives later starts them again, for about half a second of imports.
+_PARSE_IDLE_SECONDS = 3.0
 
 
 def _limit_worker(memory_mb: int) -> None:
@@ -33,9 +45,8 @@ def _limit_worker(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass
-    # Pay the import cost once per worker, not on the first page.
+    # Pay the import cost once per worker, not on the first feed (a no-op in extraction workers).
     import feedparser  # noqa: F401
-    import trafilatura  # noqa: F401
 
 
 def _parse_feed_task(data: bytes, url: str, content_type: str | None, max_entries: int):
@@ -50,10 +61,19 @@ def _sitemap_task(data: bytes, url: str, max_entries: int):
     return parse_sitemap(data, url, max_entries)
 
 
+def _ready_task() -> bool:
+    return True
+
+
 def _extract_task(data: bytes, url: str):
     from monitor.extract import extract_article
 
     return extract_article(data, url)
+
+
+def _stop_pool(pool: ProcessPool) -> None:
+    pool.stop()
+    pool.join(timeout=10)
 
 
 class WorkerPool:
@@ -63,24 +83,51 @@ class WorkerPool:
         self.timeout = timeout
         self.workers = workers
         self.memory_mb = memory_mb
-        self.pool = self._new_pool()
+        # pebble starts a pool's workers at its first task, so a pool nobody uses costs nothing.
+        self.pools = {kind: self._new_pool(kind) for kind in _CONTEXTS}
+        self._extract_started: Future | None = None
+        self._parsing = 0
+        self._parse_idle_timer: asyncio.TimerHandle | None = None
 
-    def _new_pool(self) -> ProcessPool:
-        return ProcessPool(max_workers=self.workers, max_tasks=_TASKS_PER_WORKER,
+    def _new_pool(self, kind: str) -> ProcessPool:
+        return ProcessPool(max_workers=self.workers, max_tasks=_TASKS_PER_WORKER[kind],
                            initializer=_limit_worker, initargs=(self.memory_mb,),
-                           context=_CONTEXT)
+                           context=_CONTEXTS[kind])
 
-    def _schedule(self, fn, args: tuple):
+    def _schedule(self, kind: str, fn, args: tuple):
         try:
-            return self.pool.schedule(fn, args=args, timeout=self.timeout)
+            return self.pools[kind].schedule(fn, args=args, timeout=self.timeout)
         except RuntimeError:
             # The pool broke (a worker died in a way pebble could not recover from): replace it.
-            self.pool.stop()
-            self.pool = self._new_pool()
-            return self.pool.schedule(fn, args=args, timeout=self.timeout)
+            self.pools[kind].stop()
+            self.pools[kind] = self._new_pool(kind)
+            return self.pools[kind].schedule(fn, args=args, timeout=self.timeout)
 
-    async def _run(self, fn, args: tuple, url: str, what: str):
-        future = self._schedule(fn, args)
+    async def _run(self, fn, args: tuple, url: str, what: str, kind: str = "parse"):
+        if kind == "parse":
+            self._parsing += 1
+            if self._parse_idle_timer is not None:
+                self._parse_idle_timer.cancel()
+                self._parse_idle_timer = None
+        try:
+            return await self._wait(self._schedule(kind, fn, args), url, what)
+        finally:
+            if kind == "parse":
+                self._parsing -= 1
+                if not self._parsing:
+                    self._parse_idle_timer = asyncio.get_running_loop().call_later(
+                        _PARSE_IDLE_SECONDS, self._stop_idle_parsers)
+
+    def _stop_idle_parsers(self) -> None:
+        self._parse_idle_timer = None
+        if self._parsing:
+            return
+        idle, self.pools["parse"] = self.pools["parse"], self._new_pool("parse")
+        # Stopping joins pebble's threads: not on the event loop.
+        threading.Thread(target=_stop_pool, args=(idle,), name="parse-workers-stop",
+                         daemon=True).start()
+
+    async def _wait(self, future, url: str, what: str):
         try:
             return await asyncio.wrap_future(future)
         except FutureTimeout:
@@ -100,9 +147,33 @@ class WorkerPool:
     async def parse_sitemap(self, data: bytes, url: str, max_entries: int):
         return await self._run(_sitemap_task, (data, url, max_entries), url, "sitemap")
 
+    def start_extraction(self) -> None:
+        """Start the extraction workers in the background, once: the fork server loads for a few
+        seconds, and pebble would start it inside the first `schedule`, on the crawl's event loop
+        (which then stopped fetching for those seconds)."""
+        if self._extract_started is None:
+            self._extract_started = Future()
+            threading.Thread(target=self._start_extract_workers, name="extract-workers-start",
+                             daemon=True).start()
+
+    def _start_extract_workers(self) -> None:
+        try:
+            self.pools["extract"].schedule(_ready_task).result(timeout=max(self.timeout, 120))
+        except Exception:  # noqa: BLE001 - the first real task reports what is wrong
+            pass
+        finally:
+            self._extract_started.set_result(None)
+
     async def extract(self, data: bytes, url: str) -> dict:
-        return await self._run(_extract_task, (data, url), url, "article page")
+        self.start_extraction()
+        if not self._extract_started.done():
+            await asyncio.wrap_future(self._extract_started)
+        return await self._run(_extract_task, (data, url), url, "article page", "extract")
 
     def close(self) -> None:
-        self.pool.stop()
-        self.pool.join(timeout=10)
+        if self._parse_idle_timer is not None:
+            self._parse_idle_timer.cancel()
+        for pool in self.pools.values():
+            pool.stop()
+        for pool in self.pools.values():
+            pool.join(timeout=10)

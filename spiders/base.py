@@ -94,6 +94,7 @@ class SourceSpider(scrapy.Spider):
 
     def article_request(self, url: str, entry: dict, keys: list[str]) -> scrapy.Request:
         # "article": the request takes a place in the crawl's extraction gate (crawl/gate.py).
+        self.session.pool.start_extraction()
         return scrapy.Request(url, callback=self.parse_article, errback=self.article_failed,
                               cb_kwargs={"entry": entry, "keys": keys}, dont_filter=True,
                               meta={"article": True})

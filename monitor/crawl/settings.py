@@ -36,6 +36,8 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
             "monitor.crawl.gate.ExtractionGateMiddleware": 20,
             "monitor.crawl.middlewares.BackoffMiddleware": 560,
             "monitor.crawl.guard.GuardResponseMiddleware": 990,
+            "scrapy.downloadermiddlewares.httpauth.HttpAuthMiddleware": None,
+            "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
         },
         "ITEM_PIPELINES": {"monitor.crawl.pipelines.StorePipeline": 300},
         "MONITOR_ALLOW_HOSTS": list(crawl.allow_hosts),
@@ -47,9 +49,21 @@ def scrapy_settings(crawl: CrawlConfig, log_level: str = "ERROR") -> dict:
         # default); our pipeline is synchronous, so they only cost reactor time per page.
         "CONCURRENT_ITEMS": 4,
         "STATS_DUMP": False,
+        # Every extension, middleware and stats counter below costs the reactor per request or per
+        # downloaded chunk (signals, Deferred chains), and a crawl is CPU-bound beside its
+        # extraction workers. We read none of Scrapy's stats, and send no Referer (it would tell
+        # every site which feed or page linked to it).
+        "STATS_CLASS": "scrapy.statscollectors.DummyStatsCollector",
+        "SPIDER_MIDDLEWARES": {"scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+                               "scrapy.spidermiddlewares.depth.DepthMiddleware": None},
         # No control ports: a crawler must not listen on the network.
         "REMOTE_CONTROL_ENABLED": False,
         "EXTENSIONS": {"scrapy.extensions.telnet.TelnetConsole": None,
-                       "scrapy.extensions.remote_control.RemoteControl": None},
+                       "scrapy.extensions.remote_control.RemoteControl": None,
+                       "scrapy.extensions.corestats.CoreStats": None,
+                       "scrapy.extensions.logstats.LogStats": None,
+                       "scrapy.extensions.memusage.MemoryUsage": None,
+                       "scrapy.extensions.feedexport.FeedExporter": None,
+                       "scrapy.extensions.spiderstate.SpiderState": None},
         "REQUEST_FINGERPRINTER_IMPLEMENTATION": "2.7",
     }
