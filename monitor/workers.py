@@ -25,7 +25,8 @@ from monitor.errors import ParseError
 # Feeds and sitemaps are parsed by workers started from a fresh interpreter ("spawn"), which need
 # only feedparser: cheap to start, so a crawl with nothing new stays quick. Article pages are
 # extracted by workers forked from a fork server that has imported trafilatura and loaded
-# dateparser's locales once (monitor/warm_worker.py); it starts at the first article page.
+# dateparser's locales once (monitor/warm_worker.py); it starts, in the background, when the
+# crawl first asks for an article page.
 _CONTEXTS = {"parse": multiprocessing.get_context("spawn"),
              "extract": multiprocessing.get_context("forkserver")}
 _CONTEXTS["extract"].set_forkserver_preload(["monitor.warm_worker"])
@@ -174,6 +175,4 @@ class WorkerPool:
         if self._parse_idle_timer is not None:
             self._parse_idle_timer.cancel()
         for pool in self.pools.values():
-            pool.stop()
-        for pool in self.pools.values():
-            pool.join(timeout=10)
+            _stop_pool(pool)
