@@ -299,16 +299,18 @@ class Matcher:
             result_cats[ci] = score
 
         with_unless = [ci for ci in result_cats if categories[ci].unless]
-        given = {(categories[ci].kind, categories[ci].slug) for ci in result_cats} \
-            if with_unless else set()
-        for ci in with_unless:
-            cat = categories[ci]
-            blockers = [u for u in cat.unless if (cat.kind, u) in given]
-            if blockers:
-                suppressed.append({"kind": cat.kind, "tag": cat.slug,
-                                   "score": round(result_cats[ci], 2),
-                                   "reason": f"not given together with {', '.join(blockers)}"})
-                del result_cats[ci]
+        if with_unless:
+            blocked = _blocked_by_unless(
+                {(categories[ci].kind, categories[ci].slug): categories[ci].unless
+                 for ci in result_cats})
+            for ci in with_unless:
+                cat = categories[ci]
+                blockers = blocked.get((cat.kind, cat.slug))
+                if blockers:
+                    suppressed.append({"kind": cat.kind, "tag": cat.slug,
+                                       "score": round(result_cats[ci], 2),
+                                       "reason": f"not given together with {', '.join(blockers)}"})
+                    del result_cats[ci]
 
         # A region only when the item is chiefly about it: drop regions far weaker than the best
         # other place. A region's parent or child is the same place seen wider or closer, so it
@@ -368,6 +370,26 @@ class Matcher:
                     existing.score = tag.score
         result.tags = sorted(chosen.values(), key=lambda t: (t.kind, -t.score, t.slug))
         return result
+
+
+def _blocked_by_unless(given: dict[tuple[str, str], tuple[str, ...]]) -> dict[tuple[str, str], list[str]]:
+    """(kind, slug) -> the given slugs that drop it. Only a slug that is itself kept drops another:
+    rescue `unless` externalisation is kept when externalisation is dropped by relocation."""
+    kept: dict[tuple[str, str], bool] = {}
+    blocked: dict[tuple[str, str], list[str]] = {}
+
+    def keeps(key: tuple[str, str]) -> bool:
+        if key not in kept:
+            kept[key] = True  # a cycle of `unless` counts as kept (no category drops itself)
+            blockers = [u for u in given[key] if (key[0], u) in given and keeps((key[0], u))]
+            if blockers:
+                blocked[key] = blockers
+            kept[key] = not blockers
+        return kept[key]
+
+    for key in given:
+        keeps(key)
+    return blocked
 
 
 _COMMON_LETTERS = {c: i for i, c in enumerate(" eaionrtslcdumphgbfvkzwyjxq0123456789")}

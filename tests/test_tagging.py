@@ -104,6 +104,22 @@ def test_unless_drops_a_topic_given_together_with_another():
     assert _tags(tax, "Migrants died during crossing")[0] == {("topic", "deaths")}
 
 
+def test_a_topic_dropped_by_unless_does_not_drop_another():
+    topics = {"rescue": {"label": "Rescue", "threshold": 2, "terms": {"en": ["rescued:2"]},
+                         "unless": ["deals"]},
+              "deals": {"label": "Deals", "threshold": 2, "terms": {"en": ["deal:2"]},
+                        "unless": ["relocation"]},
+              "relocation": {"label": "Relocation", "threshold": 2, "terms": {"en": ["relocated:2"]}}}
+    tax = _taxonomy(topics=topics)
+    # a deal with a third country takes the item from the rescue ...
+    assert _tags(tax, "Migrants rescued at sea under a new deal")[0] == {("topic", "deals")}
+    # ... but a relocation deal is relocation, and the rescue stays
+    tags, result = _tags(tax, "Migrants rescued at sea will be relocated under a deal")
+    assert tags == {("topic", "rescue"), ("topic", "relocation")}
+    assert [(s["tag"], s["reason"]) for s in result.suppressed] == [
+        ("deals", "not given together with relocation")]
+
+
 def test_terms_of_another_language_do_not_match():
     topics = {"courts": {"label": "Courts", "threshold": 2, "terms": {"pl": ["sąd:2"], "en": ["court:2"]}}}
     tax = _taxonomy(topics=topics, relevance={"threshold": 1, "terms": {"any": ["migrant*"]}})
