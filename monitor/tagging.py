@@ -209,12 +209,12 @@ class Matcher:
                 elif kind == _NOT:
                     nots.setdefault(action[1], []).append({"term": action[2], "field": FIELDS[fi]})
                 else:
-                    # where it counts: the leading space of word w - 1 (of word 0 when w is 0)
+                    # where it counts: the leading space of word w, as for a plain term there
+                    # (so that a phrase and a sequence starting at the same word count once)
                     ftext, start = ftexts[fi], 0
                     for _ in range(w):
-                        start = ftext.index(" ", start) + 1
-                    term_hits.append((action[1], fi, start - 1 if w else 0, action[2], action[3],
-                                      action[4]))
+                        start = ftext.index(" ", start + 1)
+                    term_hits.append((action[1], fi, start, action[2], action[3], action[4]))
         return self._decide(term_hits, nots, parts, source_regions, source_topics)
 
     def _decide(self, term_hits, nots, parts, source_regions, source_topics) -> TagResult:

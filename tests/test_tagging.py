@@ -135,6 +135,16 @@ def test_one_place_counts_once_even_when_two_terms_match_it():
     assert not result.tags  # 3 x 1.5 = 4.5 < 5: the two terms start at the same word
 
 
+def test_a_sequence_and_a_phrase_at_the_same_word_count_once():
+    regions = {"eu": {"label": "EU", "threshold": 3,
+                      "terms": {"hr": ["Europsk* unij*:1.5", "Europske unije:1.5"]}}}
+    tax = _taxonomy(regions, relevance={"threshold": 1, "terms": {"any": ["migrant*"]}})
+    # "Europske unije" is the fourth word: 1.5 x 2 (title) = 3, not 6 from both terms
+    for title in ("Europske unije i migranti", "Migranti na granici Europske unije"):
+        (tag,) = matcher_for(tax).tag(title, "", "", "hr").tags
+        assert tag.score == 3.0 and len(tag.evidence) == 1
+
+
 def test_the_matcher_is_compiled_once_per_taxonomy():
     tax = _taxonomy(ISLAND)
     assert matcher_for(tax) is matcher_for(tax)
