@@ -42,9 +42,10 @@ NUMBER_WEIGHT = 2.0
 # IDF weight of the shared stems, names and numbers (concepts aside) below which two ledes are
 # not the same story whatever their share (about one word carried by 2% of the archive).
 MIN_SHARED = 4.0
-# Leads the stored anchors: what made them (stems, numbers in figures and words, name keys).
+# Leads the stored anchors: what made them (stems, numbers in figures and words, name keys, and
+# since %3 the facts: "#" + headline number, numbers, dates, weekdays; dates no longer numbers).
 # Stored anchors of another version are made again, not reused, when their item is re-tagged.
-ANCHORS_VERSION = "%2"
+ANCHORS_VERSION = "%3"
 SIG_CHUNK = 4096  # shingles hashed per numpy block (x NUM_PERM uint32: 1 MB)
 
 
@@ -80,6 +81,7 @@ class Doc:
     regions: frozenset[str]
     weights: dict[str, float] | None = None  # IDF of each anchor when the doc was matched
     total: float = 0.0
+    facts: Facts | None = None   # numbers, dates and weekdays the lede states (conflicts_with)
 
     def weigh(self, df: DocFreq) -> None:
         self.weights = df.weights(self.anchors)
@@ -231,6 +233,275 @@ def numbers_of(words: list[str]) -> set[str]:
     return out
 
 
+# -- facts: what two reports of one event cannot disagree on ---------------------------------------
+# Two shipwrecks off the same island in one week share the route's every word; what tells them
+# apart is what each report states about its own event: the toll or head count it leads with, the
+# date and the weekday. Two reports of one event may each state more or fewer of them, but do
+# not contradict each other: conflicts_with() vetoes a link (text near-duplicates aside) when both
+# state a fact of one kind and they share none.
+
+_MONTHS = {w: m for m, names in enumerate([
+    "january janvier enero gennaio januar januari stycznia ιανουαριου",
+    "february fevrier febrero febbraio februar februari feb lutego φεβρουαριου",
+    "march mars marzo marz maart marca μαρτιου",
+    "april avril abril aprile kwietnia απριλιου",
+    # English "may" is left out ("12 may have died"), Spanish/Italian/French forms are kept
+    "mai mayo maggio mei maja μαιου",
+    "june juin junio giugno juni jun czerwca ιουνιου",
+    "july juillet julio luglio juli jul lipca ιουλιου",
+    "august aout agosto augustus aug sierpnia αυγουστου",
+    "september septembre septiembre settembre wrzesnia σεπτεμβριου",
+    "october octobre octubre ottobre oktober oct pazdziernika οκτωβριου",
+    "november novembre noviembre listopada nov νοεμβριου",
+    "december decembre diciembre dicembre dezember dec grudnia δεκεμβριου"], start=1)
+    for w in names.split()}
+# Weekdays (0 = Monday), only to read dates ("jeudi 11 à vendredi 12 juillet"): as facts of their
+# own they vetoed too many true pairs (the day of the wreck in one report, of the announcement in
+# another). Greek weekdays are ordinals too (Τρίτη "third"): only the unambiguous ones.
+_WEEKDAYS = {w: d for d, names in enumerate([
+    "monday lundi lunes lunedi montag maandag poniedzialek",
+    "tuesday mardi martes martedi dienstag dinsdag wtorek",
+    "wednesday mercredi miercoles mercoledi mittwoch woensdag sroda srode",
+    "thursday jeudi jueves giovedi donnerstag donderdag czwartek",
+    "friday vendredi viernes venerdi freitag vrijdag piatek παρασκευη",
+    "saturday samedi sabado sabato samstag sonnabend zaterdag sobota sobote σαββατο",
+    "sunday dimanche domingo domenica sonntag zondag niedziela niedziele κυριακη"])
+    for w in names.split()}
+# Words that may stand between days and their month: "du 18 au 19 juillet", "jeudi 11 à vendredi
+# 12 juillet", "5 and 6 August".
+_DATE_GLUE = frozenset("au a and et to al e y bis i und en tot do du de del le the of on la el il "
+                       "der den am vom zum w we tra fra entre night nuit notte noche".split())
+# Small numbers (2-9) lead many tolls ("quatre migrants", "two shipwrecks"): counted as facts, not
+# as anchors. Italian "due" is also English "due": left out.
+_SMALL = {w: n for w, n in _UNITS.items() if w != "due"}
+_ONE_WORDS = frozenset("one un une uno una ein eine einen jeden jedna um uma".split())
+# Round numbers ("una trentina di persone", "une vingtaine de migrants"): a toll too. Spanish
+# "cuarentena" is also a quarantine: left out.
+_SMALL.update({w: n for n, words in ((10, "decina dizaine decena"), (12, "dozzina douzaine docena"),
+                                     (20, "ventina vingtaine veintena"),
+                                     (30, "trentina trentaine treintena"),
+                                     (40, "quarantina quarantaine"),
+                                     (50, "cinquantina cinquantaine cincuentena"),
+                                     (100, "centinaio centaine centenar"))
+               for w in words.split()})
+# People a toll or a head count counts (first 5 letters, normalised): "41 migrants", "quatre
+# personnes", "2 Tote", "57 survivants", "30 dispersi". A number that counts something else (hours,
+# kilometres, votes, years of age) says nothing against another report.
+_PEOPLE = frozenset(w[:STEM] for w in """
+    migrant migrants migrantes migranti migranten migrantow migrantinnen exiles exilados naufrages
+    naufraghi naufragos people persons personnes personas persone pessoas menschen mensen osob ludzi
+    refugees refugies refugiados rifugiati fluchtlinge vluchtelingen uchodzcow dead deaths morts
+    mortos muertos morti tote toten doden zmarlych bodies corps cuerpos cadaveri cadaveres leichen
+    survivors survivants supervivientes superstiti sopravvissuti uberlebende overlevenden missing
+    disparus desaparecidos dispersi vermisste vermist zaginionych victims victimes victimas vittime
+    opfer slachtoffers children enfants ninos bambini kinder kinderen dzieci minors mineurs menores
+    minori men hommes hombres uomini manner mannen women femmes mujeres donne frauen vrouwen
+    passengers passagers pasajeros passeggeri passagiere occupants ocupantes occupanti
+    asylum demandeurs solicitantes richiedenti asylbewerber nationals africains subsaharianos
+    individuals adults adultes adultos adulti erwachsene μεταναστες ανθρωποι προσφυγες νεκροι
+    αγνοουμενοι διασωθεντες""".split())
+# What a count counts (first 5 letters of a word near the number): the victims, dead or missing
+# ("v": a toll is "2 dead and 30 missing" in one report, "32 victims" in another), or the
+# survivors ("s"). Reports of one wreck count the survivors and the victims apart ("80
+# superstiti", "33 morti"): only counts of one kind can contradict each other. Other counts (people
+# aboard, arrivals, "eight crossings") are too often counts of different things to compare.
+_COUNT_KINDS = {stem: kind for kind, words in (
+    ("v", "dead death died die dies dying drowned killed morts mort morte morti morto muertos muertas "
+          "mueren murieron fallecidos fallecido fallecieron decedes deces perissent periti tote toten "
+          "starben gestorben ertrunken doden zmarlych zginelo bodies corps cuerpos cadaveri cadaveres salme "
+          "leichen victims victimes victimas vittime opfer νεκροι"),
+    ("v", "missing disparus disparues disparu desaparecidos dispersi dispersos vermisste vermist "
+          "zaginionych αγνοουμενοι"),
+    ("s", "survivors survivants supervivientes superstiti sopravvissuti uberlebende overlevenden "
+          "rescued secourus secourues sauves salvati salvadas salvados rescatados gerettet "
+          "uratowano διασωθεντες")) for stem in {w[:STEM] for w in words.split()}}
+
+
+@dataclass(frozen=True)
+class Facts:
+    counts: frozenset[str]   # kind + number of the people counted: "v41" dead or missing,
+    #                          "s57" survivors
+    numbers: frozenset[str]  # every number the lede states (2 and more; dates and years aside)
+    dates: frozenset[str]    # "MM-DD" of day-and-month dates
+
+    def strings(self) -> list[str]:
+        out = [f"#c{n}" for n in sorted(self.counts)]
+        out += [f"#n{n}" for n in sorted(self.numbers)]
+        out += [f"#d{d}" for d in sorted(self.dates)]
+        return out
+
+    @staticmethod
+    def parse(parts: Iterable[str]) -> Facts:
+        counts, numbers, dates = set(), set(), set()
+        for p in parts:
+            kind, value = p[1], p[2:]
+            if kind == "c":
+                counts.add(value)
+            elif kind == "n":
+                numbers.add(value)
+            elif kind == "d":
+                dates.add(value)
+        return Facts(frozenset(counts), frozenset(numbers), frozenset(dates))
+
+
+NO_FACTS = Facts(frozenset(), frozenset(), frozenset())
+
+
+def _date_days(words: list[str]) -> tuple[set[str], set[int]]:
+    """Day-and-month dates the words state ("12 juillet", "du 18 au 19 juillet", "August 6") and
+    the positions of their day numbers."""
+    dates: set[str] = set()
+    positions: set[int] = set()
+    months = _MONTHS
+    if months.keys().isdisjoint(words):
+        return dates, positions
+    for i, w in enumerate(words):
+        month = months.get(w)
+        if month is None:
+            continue
+        found = False
+        j = i - 1
+        while j >= 0 and i - j <= 6:
+            x = words[j]
+            if x.isdigit() and len(x) <= 2 and 1 <= int(x) <= 31:
+                dates.add(f"{month:02d}-{int(x):02d}")
+                positions.add(j)
+                found = True
+            elif x not in _DATE_GLUE and x not in _WEEKDAYS:
+                break
+            j -= 1
+        if not found and i + 1 < len(words):
+            x = words[i + 1]
+            if x.isdigit() and len(x) <= 2 and 1 <= int(x) <= 31:
+                dates.add(f"{month:02d}-{int(x):02d}")
+                positions.add(i + 1)
+    return dates, positions
+
+
+def _numbers_in_order(words: list[str], skip: set[int], start: int = 0) -> list[tuple[int, str]]:
+    """Numbers of 2 and more in the words, in order, with the position of the word after each
+    (figures, thousands groups joined; number words and compounds as numbers_of reads them; years
+    19xx/20xx and the positions in `skip` left out)."""
+    out = []
+    i, n = start, len(words)
+    while i < n:
+        w = words[i]
+        if w.isdigit():
+            j = i + 1
+            while j < n and len(words[j]) == 3 and words[j].isdigit():
+                j += 1
+            if i not in skip and not (j == i + 1 and len(w) == 4 and w[:2] in ("19", "20")):
+                value = "".join(words[i:j]).lstrip("0")
+                if value and value != "1":
+                    out.append((j, value))
+            i = j
+            continue
+        tens = _NUMBER_WORDS.get(w)
+        if tens is not None:
+            k = i + 1
+            if k < n and words[k] in _NUMBER_JOINERS:
+                k += 1
+            unit = words[k] if k < n and tens >= 20 else None
+            if unit is not None and (unit in _UNITS or unit in _ONES):
+                out.append((k + 1, str(tens + _UNITS.get(unit, _ONES.get(unit, 0)))))
+                i = k + 1
+                continue
+            out.append((i + 1, str(tens)))
+        elif w in _SMALL:
+            out.append((i + 1, str(_SMALL[w])))
+        i += 1
+    return out
+
+
+def facts_of(lede: list[str], date_days: tuple[set[str], set[int]] | None = None) -> Facts:
+    """Facts of a lede's words: counts of people, numbers, dates."""
+    dates, skip = date_days if date_days is not None else _date_days(lede)
+    found = _numbers_in_order(lede, skip)
+    # a count: the number is followed by a people word, at most one word between ("41 migrants",
+    # "12 autres personnes", "quatre migrants sont morts")
+    counts = set()
+    kinds = _COUNT_KINDS
+    for after, value in found:
+        # the number's own words end at `after`: "41 Tote", "30 dispersi"; "41 migrants, three of
+        # them minors, have died" (a people word next to it, the kind further on); "rescued 57
+        # people", "i cadaveri di 27 migranti" (the kind before it)
+        near = [w[:STEM] for w in lede[after:after + 7]]
+        kind = kinds.get(near[0]) if near else None
+        if kind is None and len(near) > 1:
+            kind = kinds.get(near[1])
+        if kind is None and any(w in _PEOPLE for w in near[:2]):
+            kind = next((k for w in near[2:] if (k := kinds.get(w))), None)
+            if kind is None:
+                # the number's own words start before `after`: skip them, look two words back
+                start = after - 1
+                while start > 0 and lede[start - 1].isdigit():
+                    start -= 1
+                kind = next((k for w in lede[max(0, start - 3):start] if (k := kinds.get(w[:STEM]))),
+                            None)
+        if kind is not None:
+            counts.add(kind + value)
+    # "un migrant est mort", "one migrant died": a toll of one (the article is not a number
+    # elsewhere: only right before a people word, with the kind after it)
+    if not _ONE_WORDS.isdisjoint(lede):
+        for i, w in enumerate(lede[:-2]):
+            # not the unit of "forty-one migrants"; the kind within the clause ("une femme et un
+            # enfant ... et 30 disparus" is not one missing)
+            if w in _ONE_WORDS and lede[i + 1][:STEM] in _PEOPLE \
+                    and not (i and lede[i - 1] in _NUMBER_WORDS):
+                for x in lede[i + 2:i + 6]:
+                    if x in _NUMBER_JOINERS:
+                        break
+                    if (k := kinds.get(x[:STEM])) is not None:
+                        counts.add(k + "1")
+                        break
+    if not found and not dates and not counts:
+        return NO_FACTS
+    return Facts(frozenset(counts), frozenset(v for _, v in found), frozenset(dates))
+
+
+# A toll revised between two reports of one wreck (78 dead, then 79) stays within this share; on
+# the day itself tolls move further (Melilla: 5, 18, then 23 dead): counts of reports less than
+# this many days apart (dated the same day) are not compared.
+COUNT_REVISION = 0.1
+COUNT_REVISION_DAYS = 0.5
+
+
+def _counts_conflict(a: Facts, b: Facts) -> bool:
+    """Counts of one kind in both ledes, none of them a number the other lede states, none two
+    within a revision of each other."""
+    for kind in {c[0] for c in a.counts} & {c[0] for c in b.counts}:
+        xs = [c[1:] for c in a.counts if c[0] == kind]
+        ys = [c[1:] for c in b.counts if c[0] == kind]
+        if not b.numbers.isdisjoint(xs) or not a.numbers.isdisjoint(ys):
+            continue
+        if not any(abs(int(x) - int(y)) <= COUNT_REVISION * max(int(x), int(y))
+                   for x in xs for y in ys):
+            return True
+    return False
+
+
+def conflicts_with(a: Facts | None, b: Facts | None, days_apart: float = math.inf) -> bool:
+    """Whether two ledes state contradicting facts: counts of the dead, the missing or the
+    survivors (of reports more than COUNT_REVISION_DAYS apart) where neither states a number the
+    other counts and no two are within a revision of each other; or day-and-month dates, where
+    both state some and share none."""
+    if a is None or b is None or a is NO_FACTS or b is NO_FACTS:
+        return False
+    if a.dates and b.dates and a.dates.isdisjoint(b.dates):
+        return True
+    return bool(a.counts and b.counts and days_apart > COUNT_REVISION_DAYS
+                and _counts_conflict(a, b))
+
+
+def _split_facts(parts: Iterable[str]) -> tuple[frozenset[str], Facts]:
+    """Stored anchors -> (anchors, facts)."""
+    anchors, facts = [], []
+    for p in parts:
+        if p:
+            (facts if p[0] == "#" else anchors).append(p)
+    return frozenset(anchors), (Facts.parse(facts) if facts else NO_FACTS)
+
+
 def stems_of(words: list[str]) -> set[str]:
     """Crude language-independent stems: the first 5 letters of words of 4+ letters, and numbers
     (numbers_of).
@@ -310,12 +581,17 @@ def _unsigned_doc(item_id: int, title: str, summary: str, text: str, published: 
         words = normalise(body).split()
         lede = normalise(" ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)).split()
     head_text = " ".join(x for x in (title, summary or text[:LEDE_CHARS]) if x)
-    anchors = stems_of(lede) | names_of(head_text)
+    date_days = _date_days(lede)
+    facts = facts_of(lede, date_days)
+    # a date's day is a fact, not a count: "27 septembre" must not match "27 morts"
+    stem_words = [w for i, w in enumerate(lede) if i not in date_days[1]] if date_days[1] else lede
+    anchors = stems_of(stem_words) | names_of(head_text)
     if relevant:
         anchors |= {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
     at = _days(published) or _days(fetched_at)
     doc = Doc(id=item_id, at=at, complete=complete, relevant=relevant, text_sig=_EMPTY_SIG,
-              anchors=frozenset(anchors), regions=frozenset(regions) if relevant else frozenset())
+              anchors=frozenset(anchors), regions=frozenset(regions) if relevant else frozenset(),
+              facts=facts)
     return doc, shingle_hashes(words)
 
 
@@ -362,7 +638,7 @@ def stored_fingerprints(db, item_ids: list[int]) -> dict[int, tuple[np.ndarray, 
 
 
 def _stems_of_anchors(anchors: str) -> frozenset[str] | None:
-    """The stored anchors without concepts; None when an older version made them."""
+    """The stored anchors without concepts (facts "#..." kept); None when an older version made them."""
     parts = anchors.split("\x1f") if anchors else [""]
     if parts[0] != ANCHORS_VERSION:
         return None
@@ -410,12 +686,13 @@ def docs_from_rows(tagged: Iterable[tuple[dict, object]],
                                        row["text"] or "", row.get("published"),
                                        row.get("fetched_at"), complete, result.relevant, regions, topics))
             continue
-        sig, anchors = known
+        sig, stored_anchors = known
+        anchors, facts = _split_facts(stored_anchors)
         if result.relevant:
             anchors = anchors | {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
         at = _days(row.get("published")) or _days(row.get("fetched_at"))
         docs.append(Doc(id=row["id"], at=at, complete=complete, relevant=result.relevant, text_sig=sig, anchors=anchors,
-                        regions=regions if result.relevant else frozenset()))
+                        regions=regions if result.relevant else frozenset(), facts=facts))
     docs.extend(_sign(parts))
     return docs
 
@@ -562,6 +839,8 @@ def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = N
         return False
     if a.regions and b.regions and not (a.regions & b.regions):
         return False
+    if a.facts is not b.facts and conflicts_with(a.facts, b.facts, abs(a.at - b.at)):
+        return False  # the same words, but another toll, date or weekday: another event
     return story_similarity(a, b, df) >= settings.cluster_anchor_similarity
 
 
@@ -671,15 +950,16 @@ def _link(docs: list[Doc], settings, background: DocFreq | None = None,
 
 def _fingerprint_row(doc: Doc) -> tuple:
     return (doc.id, doc.at or 0.0, int(doc.complete), int(doc.relevant), doc.text_sig.tobytes(),
-            "\x1f".join([ANCHORS_VERSION, *sorted(doc.anchors)]), "\x1f".join(sorted(doc.regions)))
+            "\x1f".join([ANCHORS_VERSION, *sorted(doc.anchors), *(doc.facts or NO_FACTS).strings()]),
+            "\x1f".join(sorted(doc.regions)))
 
 
 def _doc_from_fingerprint(row) -> Doc:
     item_id, at, complete, relevant, sig, anchors, regions = row
+    stems, facts = _split_facts(a for a in anchors.split("\x1f") if a and a[0] != "%")
     return Doc(id=item_id, at=at, complete=bool(complete), relevant=bool(relevant),
-               text_sig=np.frombuffer(sig, dtype=np.uint32),
-               anchors=frozenset(a for a in anchors.split("\x1f") if a and a[0] != "%"),
-               regions=frozenset(regions.split("\x1f")) if regions else frozenset())
+               text_sig=np.frombuffer(sig, dtype=np.uint32), anchors=stems,
+               regions=frozenset(regions.split("\x1f")) if regions else frozenset(), facts=facts)
 
 
 def _refresh(db, cluster_ids) -> None:
