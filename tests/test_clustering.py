@@ -167,3 +167,19 @@ def test_fingerprints_of_an_older_version_are_made_again_by_a_retag(db, config):
     retag_all(db, config)
     after = dict(db.execute("SELECT item_id, anchors FROM cluster_fingerprints").fetchall())
     assert after == current
+
+
+def test_tolls_and_dates_that_contradict_tell_two_wrecks_apart():
+    def facts(text):
+        return clustering.facts_of(normalise(text).split())
+
+    first = facts("Quatre migrants sont morts noyés dans la nuit de jeudi 11 à vendredi 12 juillet")
+    week_later = facts("Un migrant est mort dans la nuit du 18 au 19 juillet, 85 ont été sauvés")
+    same_wreck = facts("Four migrants died off Boulogne-sur-Mer on 12 July, 56 were rescued")
+    assert first.dates == {"07-11", "07-12"} and "12" not in first.numbers
+    assert clustering.conflicts_with(first, week_later, days_apart=7)
+    assert not clustering.conflicts_with(first, same_wreck, days_apart=0)
+    # a toll revised the next day (78, then 79 dead) is the same wreck; 30 missing, then 41 dead is not
+    assert not clustering.conflicts_with(facts("at least 78 dead"), facts("79 νεκροί"), days_apart=1)
+    assert clustering.conflicts_with(facts("una trentina di persone disperse"), facts("41 Tote"),
+                                     days_apart=3)
