@@ -284,6 +284,7 @@ _SMALL.update({w: n for n, words in ((10, "decina dizaine decena"), (12, "dozzin
                                      (50, "cinquantina cinquantaine cincuentena"),
                                      (100, "centinaio centaine centenar"))
                for w in words.split()})
+_NUMBER_START = frozenset(_NUMBER_WORDS) | frozenset(_SMALL)
 # People a toll or a head count counts (first 5 letters, normalised): "41 migrants", "quatre
 # personnes", "2 Tote", "57 survivants", "30 dispersi". A number that counts something else (hours,
 # kilometres, votes, years of age) says nothing against another report.
@@ -378,23 +379,30 @@ def _date_days(words: list[str]) -> tuple[set[str], set[int]]:
     return dates, positions
 
 
-def _numbers_in_order(words: list[str], skip: set[int], start: int = 0) -> list[tuple[int, str]]:
+def _numbers_in_order(words: list[str], skip: set[int]) -> list[tuple[int, str]]:
     """Numbers of 2 and more in the words, in order, with the position of the word after each
     (figures, thousands groups joined; number words and compounds as numbers_of reads them; years
     19xx/20xx and the positions in `skip` left out)."""
+    # only the words that can start a number are visited (one comprehension over the lede)
+    starts = [i for i, w in enumerate(words) if w in _NUMBER_START or w.isdigit()]
+    if not starts:
+        return []
     out = []
-    i, n = start, len(words)
-    while i < n:
+    n = len(words)
+    done = 0  # the words before this were read as part of a number
+    for i in starts:
+        if i < done:
+            continue
         w = words[i]
         if w.isdigit():
             j = i + 1
             while j < n and len(words[j]) == 3 and words[j].isdigit():
                 j += 1
+            done = j
             if i not in skip and not (j == i + 1 and len(w) == 4 and w[:2] in ("19", "20")):
                 value = "".join(words[i:j]).lstrip("0")
                 if value and value != "1":
                     out.append((j, value))
-            i = j
             continue
         tens = _NUMBER_WORDS.get(w)
         if tens is not None:
@@ -404,12 +412,11 @@ def _numbers_in_order(words: list[str], skip: set[int], start: int = 0) -> list[
             unit = words[k] if k < n and tens >= 20 else None
             if unit is not None and (unit in _UNITS or unit in _ONES):
                 out.append((k + 1, str(tens + _UNITS.get(unit, _ONES.get(unit, 0)))))
-                i = k + 1
+                done = k + 1
                 continue
             out.append((i + 1, str(tens)))
         elif w in _SMALL:
             out.append((i + 1, str(_SMALL[w])))
-        i += 1
     return out
 
 
@@ -443,11 +450,10 @@ def facts_of(lede: list[str], date_days: tuple[set[str], set[int]] | None = None
     # "un migrant est mort", "one migrant died": a toll of one (the article is not a number
     # elsewhere: only right before a people word, with the kind after it)
     if not _ONE_WORDS.isdisjoint(lede):
-        for i, w in enumerate(lede[:-2]):
+        for i in [i for i, w in enumerate(lede[:-2]) if w in _ONE_WORDS]:
             # not the unit of "forty-one migrants"; the kind within the clause ("une femme et un
             # enfant ... et 30 disparus" is not one missing)
-            if w in _ONE_WORDS and lede[i + 1][:STEM] in _PEOPLE \
-                    and not (i and lede[i - 1] in _NUMBER_WORDS):
+            if lede[i + 1][:STEM] in _PEOPLE and not (i and lede[i - 1] in _NUMBER_WORDS):
                 for x in lede[i + 2:i + 6]:
                     if x in _NUMBER_JOINERS:
                         break
