@@ -107,8 +107,14 @@ def shingle_hashes(words: list[str]) -> list[int]:
     """CRC-32 of each word 3-shingle (one or two words are one shingle; no words, no shingle)."""
     if len(words) < 3:
         return [zlib.crc32(" ".join(words).encode())] if words else []
+    # the text is encoded once and each shingle is a slice of it (the same bytes as encoding
+    # "x y z"): word i starts at the byte after i words and i spaces
+    joined = " ".join(words)
+    data = joined.encode()
+    lengths = map(len, words) if len(data) == len(joined) else (len(w.encode()) for w in words)
+    starts = [0, *itertools.accumulate(n + 1 for n in lengths)]
     crc = zlib.crc32
-    return [crc(f"{x} {y} {z}".encode()) for x, y, z in zip(words, words[1:], words[2:], strict=False)]
+    return [crc(data[a:b - 1]) for a, b in zip(starts, starts[3:])]
 
 
 def _fmix32(h: np.ndarray) -> np.ndarray:
