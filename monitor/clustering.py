@@ -281,6 +281,8 @@ _DATE_GLUE = frozenset("au a and et to al e y bis i und en tot do du de del le t
 # as anchors. Italian "due" is also English "due": left out.
 _SMALL = {w: n for w, n in _UNITS.items() if w != "due"}
 _ONE_WORDS = frozenset("one un une uno una ein eine einen jeden jedna um uma".split())
+_ONE_RE = re.compile(r"(?<![^ ])(?:" + "|".join(sorted(_ONE_WORDS, key=len, reverse=True))
+                     + r")(?![^ ])")
 # Round numbers ("una trentina di persone", "une vingtaine de migrants"): a toll too. Spanish
 # "cuarentena" is also a quarantine: left out.
 _SMALL.update({w: n for n, words in ((10, "decina dizaine decena"), (12, "dozzina douzaine docena"),
@@ -291,6 +293,9 @@ _SMALL.update({w: n for n, words in ((10, "decina dizaine decena"), (12, "dozzin
                                      (100, "centinaio centaine centenar"))
                for w in words.split()})
 _NUMBER_START = frozenset(_NUMBER_WORDS) | frozenset(_SMALL)
+_NUMBER_START_RE = re.compile(
+    r"(?<![^ ])(?:\d+|" + "|".join(sorted(map(re.escape, _NUMBER_START), key=len, reverse=True))
+    + r")(?![^ ])")
 # People a toll or a head count counts (first 5 letters, normalised): "41 migrants", "quatre
 # personnes", "2 Tote", "57 survivants", "30 dispersi". A number that counts something else (hours,
 # kilometres, votes, years of age) says nothing against another report.
@@ -370,7 +375,7 @@ def _date_days(words: list[str]) -> tuple[set[str], set[int]]:
         j = i - 1
         while j >= 0 and i - j <= 6:
             x = words[j]
-            if x.isdigit() and len(x) <= 2 and 1 <= int(x) <= 31:
+            if x.isdecimal() and len(x) <= 2 and 1 <= int(x) <= 31:
                 dates.add(f"{month:02d}-{int(x):02d}")
                 positions.add(j)
                 found = True
@@ -379,7 +384,7 @@ def _date_days(words: list[str]) -> tuple[set[str], set[int]]:
             j -= 1
         if not found and i + 1 < len(words):
             x = words[i + 1]
-            if x.isdigit() and len(x) <= 2 and 1 <= int(x) <= 31:
+            if x.isdecimal() and len(x) <= 2 and 1 <= int(x) <= 31:
                 dates.add(f"{month:02d}-{int(x):02d}")
                 positions.add(i + 1)
     return dates, positions
@@ -389,8 +394,10 @@ def _numbers_in_order(words: list[str], skip: set[int]) -> list[tuple[int, str]]
     """Numbers of 2 and more in the words, in order, with the position of the word after each
     (figures, thousands groups joined; number words and compounds as numbers_of reads them; years
     19xx/20xx and the positions in `skip` left out)."""
-    # only the words that can start a number are visited (one comprehension over the lede)
-    starts = [i for i, w in enumerate(words) if w in _NUMBER_START or w.isdigit()]
+    # only the words that can start a number are visited: one regex scan of the joined lede, a
+    # match's word position is the number of spaces before it
+    joined = " ".join(words)
+    starts = [joined.count(" ", 0, m.start()) for m in _NUMBER_START_RE.finditer(joined)]
     if not starts:
         return []
     out = []
@@ -400,9 +407,9 @@ def _numbers_in_order(words: list[str], skip: set[int]) -> list[tuple[int, str]]
         if i < done:
             continue
         w = words[i]
-        if w.isdigit():
+        if w.isdecimal():
             j = i + 1
-            while j < n and len(words[j]) == 3 and words[j].isdigit():
+            while j < n and len(words[j]) == 3 and words[j].isdecimal():
                 j += 1
             done = j
             if i not in skip and not (j == i + 1 and len(w) == 4 and w[:2] in ("19", "20")):
@@ -447,7 +454,7 @@ def facts_of(lede: list[str], date_days: tuple[set[str], set[int]] | None = None
             if kind is None:
                 # the number's own words start before `after`: skip them, look two words back
                 start = after - 1
-                while start > 0 and lede[start - 1].isdigit():
+                while start > 0 and lede[start - 1].isdecimal():
                     start -= 1
                 kind = next((k for w in lede[max(0, start - 3):start] if (k := kinds.get(w[:STEM]))),
                             None)
@@ -456,7 +463,11 @@ def facts_of(lede: list[str], date_days: tuple[set[str], set[int]] | None = None
     # "un migrant est mort", "one migrant died": a toll of one (the article is not a number
     # elsewhere: only right before a people word, with the kind after it)
     if not _ONE_WORDS.isdisjoint(lede):
-        for i in [i for i, w in enumerate(lede[:-2]) if w in _ONE_WORDS]:
+        joined = " ".join(lede)
+        ones = [joined.count(" ", 0, m.start()) for m in _ONE_RE.finditer(joined)]
+        for i in ones:
+            if i >= len(lede) - 2:
+                break
             # not the unit of "forty-one migrants"; the kind within the clause ("une femme et un
             # enfant ... et 30 disparus" is not one missing)
             if lede[i + 1][:STEM] in _PEOPLE and not (i and lede[i - 1] in _NUMBER_WORDS):
