@@ -12,12 +12,14 @@ import functools
 import hashlib
 import itertools
 import math
+import operator
 import re
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 
@@ -112,7 +114,7 @@ def shingle_hashes(words: list[str]) -> list[int]:
     joined = " ".join(words)
     data = joined.encode()
     lengths = map(len, words) if len(data) == len(joined) else (len(w.encode()) for w in words)
-    starts = [0, *itertools.accumulate(n + 1 for n in lengths)]
+    starts = list(map(operator.add, itertools.accumulate(lengths, initial=0), range(len(words) + 1)))
     crc = zlib.crc32
     return [crc(data[a:b - 1]) for a, b in zip(starts, starts[3:])]
 
@@ -281,8 +283,6 @@ _DATE_GLUE = frozenset("au a and et to al e y bis i und en tot do du de del le t
 # as anchors. Italian "due" is also English "due": left out.
 _SMALL = {w: n for w, n in _UNITS.items() if w != "due"}
 _ONE_WORDS = frozenset("one un une uno una ein eine einen jeden jedna um uma".split())
-_ONE_RE = re.compile(r"(?<![^ ])(?:" + "|".join(sorted(_ONE_WORDS, key=len, reverse=True))
-                     + r")(?![^ ])")
 # Round numbers ("una trentina di persone", "une vingtaine de migrants"): a toll too. Spanish
 # "cuarentena" is also a quarantine: left out.
 _SMALL.update({w: n for n, words in ((10, "decina dizaine decena"), (12, "dozzina douzaine docena"),
@@ -293,9 +293,6 @@ _SMALL.update({w: n for n, words in ((10, "decina dizaine decena"), (12, "dozzin
                                      (100, "centinaio centaine centenar"))
                for w in words.split()})
 _NUMBER_START = frozenset(_NUMBER_WORDS) | frozenset(_SMALL)
-_NUMBER_START_RE = re.compile(
-    r"(?<![^ ])(?:\d+|" + "|".join(sorted(map(re.escape, _NUMBER_START), key=len, reverse=True))
-    + r")(?![^ ])")
 # People a toll or a head count counts (first 5 letters, normalised): "41 migrants", "quatre
 # personnes", "2 Tote", "57 survivants", "30 dispersi". A number that counts something else (hours,
 # kilometres, votes, years of age) says nothing against another report.
@@ -329,8 +326,7 @@ _COUNT_KINDS = {stem: kind for kind, words in (
           "uratowano διασωθεντες")) for stem in {w[:STEM] for w in words.split()}}
 
 
-@dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):  # a tuple: made once per lede, cheaply
     counts: frozenset[str]   # kind + number of the people counted: "v41" dead or missing,
     #                          "s57" survivors
     numbers: frozenset[str]  # every number the lede states (2 and more; dates and years aside)
@@ -394,10 +390,10 @@ def _numbers_in_order(words: list[str], skip: set[int]) -> list[tuple[int, str]]
     """Numbers of 2 and more in the words, in order, with the position of the word after each
     (figures, thousands groups joined; number words and compounds as numbers_of reads them; years
     19xx/20xx and the positions in `skip` left out)."""
-    # only the words that can start a number are visited: one regex scan of the joined lede, a
-    # match's word position is the number of spaces before it
-    joined = " ".join(words)
-    starts = [joined.count(" ", 0, m.start()) for m in _NUMBER_START_RE.finditer(joined)]
+    if _NUMBER_START.isdisjoint(words) and not any(map(str.isdecimal, words)):
+        return []
+    # only the words that can start a number are visited (one comprehension over the lede)
+    starts = [i for i, w in enumerate(words) if w in _NUMBER_START or w.isdecimal()]
     if not starts:
         return []
     out = []
@@ -463,11 +459,7 @@ def facts_of(lede: list[str], date_days: tuple[set[str], set[int]] | None = None
     # "un migrant est mort", "one migrant died": a toll of one (the article is not a number
     # elsewhere: only right before a people word, with the kind after it)
     if not _ONE_WORDS.isdisjoint(lede):
-        joined = " ".join(lede)
-        ones = [joined.count(" ", 0, m.start()) for m in _ONE_RE.finditer(joined)]
-        for i in ones:
-            if i >= len(lede) - 2:
-                break
+        for i in [i for i, w in enumerate(lede[:-2]) if w in _ONE_WORDS]:
             # not the unit of "forty-one migrants"; the kind within the clause ("une femme et un
             # enfant ... et 30 disparus" is not one missing)
             if lede[i + 1][:STEM] in _PEOPLE and not (i and lede[i - 1] in _NUMBER_WORDS):
