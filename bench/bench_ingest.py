@@ -174,6 +174,7 @@ def crawl(config: Path, server: Server) -> dict:
 
     server.ask("reset")
     server_cpu = server.cpu()
+    started_at = time.time()
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config), "crawl",
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -226,15 +227,20 @@ def crawl(config: Path, server: Server) -> dict:
             "server_cpu_share": (server.cpu() - server_cpu) / seconds,
             "crawl_main_cpu_s": cpu.get(proc.pid, 0.0), "reactor_thread_cpu_s": main_thread,
             "other_threads_cpu_s": sum(threads.values()) - main_thread,
-            "workers_cpu_s": workers, "stdout_tail": out.decode().strip().splitlines()[-1:]}
+            "workers_cpu_s": workers, "started_at": started_at, "stdout_tail": out.decode().strip().splitlines()[-1:]}
 
 
 def rows(database: Path) -> dict:
     with sqlite3.connect(database) as db:
-        total, full, latest = db.execute(
-            "SELECT count(*), sum(full_text), max(fetched_at) FROM items").fetchone()
+        total, full, earliest, latest = db.execute(
+            "SELECT count(*), sum(full_text), min(fetched_at), max(fetched_at) FROM items").fetchone()
         errors = dict(db.execute("SELECT error, count(*) FROM fetch_log GROUP BY error"))
-    return {"items": total, "full_text": full or 0, "latest_fetch": latest, "fetch_log": errors}
+    return {"items": total, "full_text": full or 0, "earliest_fetch": earliest, "latest_fetch": latest,
+            "fetch_log": errors}
+
+
+def _epoch(iso: str | None) -> float | None:
+    return time.mktime(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone if iso else None
 
 
 # -- extraction quality (Scrapinghub AEB metric) ---------------------------------------------
@@ -332,6 +338,10 @@ def main() -> None:
                 server.ask("etags", True)
                 first = crawl(config, server)
                 first_rows = rows(database)
+                # When the first and the last item were stored, in seconds after the crawl started:
+                # the start-up and wind-down time around the steady state.
+                first["first_row_s"] = _epoch(first_rows["earliest_fetch"]) - first["started_at"]
+                first["last_row_s"] = _epoch(first_rows["latest_fetch"]) - first["started_at"]
                 # This machine's speed drifts by a third within minutes: the floor is measured just
                 # before and just after the crawl, and their harmonic mean (pages over total time)
                 # is the rate the crawl is compared with.
@@ -416,6 +426,9 @@ def report(s: dict) -> None:
         ("AEB F1 trafilatura.extract alone", f"{s['f1']['trafilatura_alone']['f1']:.3f} (P "
                                              f"{s['f1']['trafilatura_alone']['precision']:.3f}, R "
                                              f"{s['f1']['trafilatura_alone']['recall']:.3f})", "same"),
+        ("first / last row stored, s after the crawl started",
+         f"{med(f['first_row_s'] for f in first):.1f} / {med(f['last_row_s'] for f in first):.1f} "
+         f"of {med(f['seconds'] for f in first):.1f}", ""),
         ("crawl CPU s: reactor thread / other threads / workers",
          f"{med(f['reactor_thread_cpu_s'] for f in first):.1f} / "
          f"{med(f['other_threads_cpu_s'] for f in first):.1f} / "

@@ -22,6 +22,11 @@ try:  # htmldate's own parser and month-name table (not public API: a miss only 
 except (ImportError, AttributeError):
     pass
 
+# trafilatura's justext fallback: its all-languages stoplist, built once here (monitor/extract.py).
+from monitor.extract import share_justext_stoplist  # noqa: E402
+
+share_justext_stoplist()
+
 # Move what is loaded into the garbage collector's permanent generation: a collection in a
 # worker then never walks (and so never writes to, and copies) the pages it shares with this server.
 import gc  # noqa: E402
