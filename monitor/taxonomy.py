@@ -74,7 +74,7 @@ class TaggingSettings:
     text_factor: float = 1.0
     cluster_window_days: float = 7.0
     cluster_text_similarity: float = 0.5
-    cluster_anchor_similarity: float = 0.35
+    cluster_anchor_similarity: float = 0.15
     region_dominance: float = 0.5  # a region scoring below this share of the best region is dropped
 
 
