@@ -11,6 +11,7 @@ the Scrapinghub AEB pages through the crawl versus trafilatura alone.
 from __future__ import annotations
 
 import argparse
+import calendar
 import gzip
 import json
 import multiprocessing
@@ -239,8 +240,8 @@ def rows(database: Path) -> dict:
             "fetch_log": errors}
 
 
-def _epoch(iso: str | None) -> float | None:
-    return time.mktime(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone if iso else None
+def _epoch(iso: str) -> float:
+    return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 # -- extraction quality (Scrapinghub AEB metric) ---------------------------------------------

@@ -25,14 +25,11 @@ def extract_article(data: bytes, url: str) -> dict:
         raise ParseError(url, "The article page is empty.")
     try:
         tree = load_html(data)
-        if tree is None:
-            raise ParseError(url, "No article text was found on the page.")
-        meta = page_metadata(tree, url)
-        # The text from a copy of the same tree: trafilatura prunes what it is given.
-        document = trafilatura.bare_extraction(tree, url=url, include_comments=False,
-                                               include_tables=True)
-    except ParseError:
-        raise
+        # trafilatura prunes a copy of the tree it is given, so the metadata is read from the
+        # same parse afterwards, and only for pages that have an article.
+        document = None if tree is None else trafilatura.bare_extraction(
+            tree, url=url, include_comments=False, include_tables=True)
+        meta = None if document is None else page_metadata(tree, url)
     except Exception as exc:  # trafilatura raises many types on odd markup; report, don't crash
         raise ParseError(url, f"The article page could not be read ({type(exc).__name__}).") from None
     if document is None:
@@ -75,7 +72,7 @@ def page_metadata(tree, url: str):
 
     trafilatura's own pass also looks for categories, tags, licence and site name, which cost a
     tenth of each page's extraction time and are never stored; the fields kept are computed exactly
-    as trafilatura computes them (a test compares both on the corpus pages).
+    as trafilatura computes them (tests/test_extract.py compares both on real pages).
     """
     from htmldate import find_date
     from trafilatura import metadata as tm
