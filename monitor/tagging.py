@@ -148,7 +148,11 @@ class Matcher:
 
     def tag(self, title: str | None, summary: str | None = None, text: str | None = None,
             language: str | None = None, source_regions: Iterable[str] = (),
-            source_topics: Iterable[str] = ()) -> TagResult:
+            source_topics: Iterable[str] = (), explain: bool = False) -> TagResult:
+        """Tags and relevance of one item. Without `explain`, an item found not relevant (most
+        items) is decided on its relevance alone and its TagResult.suppressed stays empty; with
+        it, every category is weighed so that suppressed says what a NOT-group or a rule dropped,
+        the relevance included. Tags and relevance are the same either way."""
         ftexts = self._fields(title, summary, text)
         table = self._table(self.languages_for(language))
         scan = self.automaton.iter
@@ -156,7 +160,7 @@ class Matcher:
         # category; AND-part hits (field, word, term) per (category, group, part)
         term_hits: list[tuple] = []
         nots: dict[int, list[dict]] = {}
-        parts: dict[tuple[int, int, int], list[tuple[int, int, str]]] = {}
+        parts: dict[tuple[int, int], dict[int, list[tuple[int, int, str]]]] = {}
         seq_found: dict[int, dict[int, int]] = {}  # sequence -> field -> first word it starts at
         for fi in range(3):
             ftext = ftexts[fi]
@@ -190,13 +194,17 @@ class Matcher:
                         else:
                             seq_found.setdefault(seq, {})[fi] = first
                     elif kind == _AND:
-                        key = (a[1], a[2], a[3])
+                        key = (a[1], a[2])
                         hit = (fi, ftext.count(" ", 0, end) if a[5] else 0, a[4])
-                        hits = parts.get(key)
-                        if hits is None:
-                            parts[key] = [hit]
+                        group_parts = parts.get(key)
+                        if group_parts is None:
+                            parts[key] = {a[3]: [hit]}
                         else:
-                            hits.append(hit)
+                            hits = group_parts.get(a[3])
+                            if hits is None:
+                                group_parts[a[3]] = [hit]
+                            else:
+                                hits.append(hit)
                     else:
                         nots.setdefault(a[1], []).append({"term": a[2], "field": FIELDS[fi]})
         for seq, by_field in seq_found.items():
@@ -205,7 +213,8 @@ class Matcher:
                 w = by_field[fi]
                 kind = action[0]
                 if kind == _AND:
-                    parts.setdefault(action[1:4], []).append((fi, w, action[4]))
+                    parts.setdefault(action[1:3], {}).setdefault(action[3], []).append(
+                        (fi, w, action[4]))
                 elif kind == _NOT:
                     nots.setdefault(action[1], []).append({"term": action[2], "field": FIELDS[fi]})
                 else:
@@ -215,10 +224,10 @@ class Matcher:
                     for _ in range(w):
                         start = ftext.index(" ", start + 1)
                     term_hits.append((action[1], fi, start, action[2], action[3], action[4]))
-        return self._decide(term_hits, nots, parts, source_regions, source_topics)
+        return self._decide(term_hits, nots, parts, source_regions, source_topics, explain)
 
-    def _decide(self, term_hits, nots, parts, source_regions, source_topics) -> TagResult:
-        factors = self._factors
+    def _decide(self, term_hits, nots, parts, source_regions, source_topics,
+                explain: bool) -> TagResult:
         categories = self.categories
         by_cat: dict[int, list[tuple]] = {}
         for h in term_hits:
@@ -227,9 +236,37 @@ class Matcher:
                 by_cat[h[0]] = [h]
             else:
                 hits.append(h)
+        relevance = self.taxonomy.relevance
+        if relevance is not None and not explain:
+            # Most items are not about migration at all: decide relevance first and stop there.
+            rel_index = len(categories) - 1
+            hits_list = by_cat.get(rel_index)
+            rel_scores = self._term_scores({rel_index: hits_list} if hits_list else {})
+            self._add_and_groups(rel_scores, {k: v for k, v in parts.items() if k[0] == rel_index})
+            entry = rel_scores.get(rel_index)
+            if entry is None or not self._passes(rel_index, entry, nots):
+                return TagResult(relevant=False,
+                                 relevance_score=round(entry[0], 2) if entry is not None else 0.0,
+                                 relevance_evidence=_evidence(entry, unsorted=True)
+                                 if entry is not None else [])
+        scores = self._term_scores(by_cat)
+        self._add_and_groups(scores, parts)
+        return self._verdicts(scores, nots, source_regions, source_topics)
+
+    def _passes(self, ci: int, entry: list, nots: dict) -> bool:
+        """Whether a category's score gives it (as _verdicts decides, before `unless` and region
+        dominance, which never apply to relevance)."""
+        cat = self.categories[ci]
+        score, lede = entry[0], entry[3]
+        return not (score < cat.threshold or ci in nots
+                    or (cat.focus and not lede and score < 2 * cat.threshold))
+
+    def _term_scores(self, by_cat: dict[int, list[tuple]]) -> dict[int, list]:
+        """Per category: [score, {(term, lang): [factor, count, field, weight]}, AND evidence,
+        whether a positive term is in the title or summary]."""
+        factors = self._factors
         # Each place in the text counts once per category: where several terms start at the same
         # word ("prihvatn*" and "prihvatni centar"), only the heaviest one counts.
-        # per category: [score, {(term, lang): [factor, count, field, weight]}, AND evidence, lede]
         scores: dict[int, list] = {}
         for ci, hits_list in by_cat.items():
             if len(hits_list) == 1:  # the usual case: one term, once
@@ -260,11 +297,17 @@ class Matcher:
                 if weight > 0 and fi != 2:
                     lede = True
             scores[ci] = [score, per_term, None, lede]
-        for ci, gi in {(c, g) for (c, g, _p) in parts}:
+        return scores
+
+    def _add_and_groups(self, scores: dict[int, list], parts: dict) -> None:
+        """Add the AND-groups whose every part matched to their category's score."""
+        factors = self._factors
+        categories = self.categories
+        for (ci, gi), group_parts in parts.items():
             group = categories[ci].and_groups[gi]
-            found = [parts.get((ci, gi, pi)) for pi in range(len(group.parts))]
-            if not all(found):
+            if len(group_parts) < len(group.parts):
                 continue
+            found = [group_parts[pi] for pi in range(len(group.parts))]
             match = _and_match(found, group.near)
             if match is None:
                 continue
@@ -282,6 +325,9 @@ class Matcher:
                 entry[2].append(evidence)
             entry[3] = entry[3] or (fi != 2 and group.weight > 0)
 
+    def _verdicts(self, scores: dict[int, list], nots: dict, source_regions,
+                  source_topics) -> TagResult:
+        categories = self.categories
         result_cats: dict[int, float] = {}
         suppressed = []
         for ci, (score, _t, _a, lede) in scores.items():
@@ -679,7 +725,7 @@ def explain(db, config, item_id: int) -> dict | None:
     row = rows[0]
     regions, topics = _source_defaults(config, row["source"])
     live = matcher_for(config.taxonomy).tag(row["title"], row["summary"], row["text"],
-                                            row["language"], regions, topics)
+                                            row["language"], regions, topics, explain=True)
     stored = db.execute("SELECT relevant, cluster_id, tagged_at FROM items WHERE id = ?",
                         [item_id]).fetchone()
     tags = []

@@ -63,6 +63,20 @@ def test_non_relevant_items_get_no_tags():
     assert not result.relevant and tags == set()
 
 
+def test_explain_also_says_what_vetoed_a_non_relevant_item():
+    # the tagger stops at relevance for most items; explain (the desk, `monitor tags explain`)
+    # still shows which NOT-term vetoed the relevance, with the same verdict and score
+    rel = {"threshold": 2, "terms": {"en": ["migrant*:2"]}, "not": {"en": ["migrant workers"]}}
+    tax = _taxonomy(ISLAND, relevance=rel)
+    title = "Migrant workers on Lampedusa demand contracts"
+    tags, fast = _tags(tax, title)
+    tags_explained, explained = _tags(tax, title, explain=True)
+    assert not fast.relevant and not explained.relevant and tags == tags_explained == set()
+    assert fast.relevance_score == explained.relevance_score == 4.0  # title counts double
+    assert {s["tag"]: s.get("vetoed_by") for s in explained.suppressed}["relevance"] == [
+        {"term": "migrant workers", "field": "title"}]
+
+
 def test_prefixes_sequences_and_weights_reach_the_threshold():
     topics = {"policy": {"label": "Policy", "threshold": 3,
                          "terms": {"pl": ["polityk* migracyjn*:3", "ustaw*:1"]}}}
