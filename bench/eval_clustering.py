@@ -21,10 +21,12 @@ LABELLED = ROOT / "tests" / "data" / "labelled"
 # figures (and its items' numbers) were looked at while the facts veto was chosen, clusters_holdout
 # in the round after its one evaluation, clusters_holdout2 after its one evaluation
 # (tests/data/labelled/SOURCES.md).
-CLUSTER_FILES = ("clusters.jsonl", "clusters_holdout.jsonl", "clusters_holdout2.jsonl")
+CLUSTER_FILES = ("clusters.jsonl", "clusters_holdout.jsonl", "clusters_holdout2.jsonl",
+                 "clusters_holdout3.jsonl")
 SETS = [("dev (tuned on)", "clusters.jsonl", "dev"), ("test (tuned on)", "clusters.jsonl", "test"),
         ("holdout (tuned on)", "clusters_holdout.jsonl", None),
-        ("holdout2 (tuned on)", "clusters_holdout2.jsonl", None)]
+        ("holdout2 (tuned on)", "clusters_holdout2.jsonl", None),
+        ("holdout3 (held out)", "clusters_holdout3.jsonl", None)]
 
 
 # Real items of the tagging sets (their text only: no story labels) weigh the words as an archive
