@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_tagging import corpus_items  # noqa: E402
 
-from monitor import clustering  # noqa: E402
+from monitor import clustering, parallel  # noqa: E402
 from monitor.config import load_config  # noqa: E402
 from monitor.tagging import matcher_for  # noqa: E402
 
@@ -37,7 +37,8 @@ def main() -> None:
         specs.append(dict(item_id=n + 1, title=item["title"], summary=item["summary"],
                           text=item["text"], published=published, relevant=res.relevant,
                           regions=res.slugs("region"), topics=res.slugs("topic")))
-    docs = clustering.make_docs(specs)
+    processes = parallel.processes_for(N, None)
+    docs = clustering.make_docs(specs, processes=processes)
     fingerprint_s = time.perf_counter() - began
     began = time.perf_counter()
     members = clustering.link_docs(docs, config.taxonomy.settings)
@@ -46,10 +47,11 @@ def main() -> None:
     total = fingerprint_s + link_s
     cpu = time.process_time() - cpu0
     print(f"{N} items ({len(base)} real texts, one copy every 5 minutes over {N * 5 / 1440:.0f} days)")
-    print(f"  fingerprints: {fingerprint_s:.1f}s ({N / fingerprint_s:,.0f} items/s)")
+    print(f"  fingerprints: {fingerprint_s:.1f}s ({N / fingerprint_s:,.0f} items/s, {processes} processes)")
     print(f"  linking:      {link_s:.1f}s ({N / link_s:,.0f} items/s)")
-    print(f"  total:        {total:.1f}s wall, {cpu:.1f}s CPU, {len(clusters)} clusters; "
-          f"target < 60 s: {'met' if min(total, cpu) < 60 else 'NOT met'}")
+    # wall time: with worker processes this process's CPU time leaves theirs out
+    print(f"  total:        {total:.1f}s wall ({cpu:.1f}s CPU in this process), {len(clusters)} "
+          f"clusters; target < 60 s: {'met' if total < 60 else 'NOT met'}")
 
 
 if __name__ == "__main__":

@@ -57,8 +57,9 @@ def main(n: int) -> None:
         began, cpu = time.perf_counter(), time.process_time()
         stats = retag_all(db, config)
         second, cpu = time.perf_counter() - began, time.process_time() - cpu
-        print(f"retag (after a taxonomy change, languages known): {second:.1f}s wall, {cpu:.1f}s CPU; "
-              f"target < 60 s: {'met' if min(second, cpu) < 60 else 'NOT met'}")
+        # wall time: retag_all tags in worker processes, whose CPU time this process's leaves out
+        print(f"retag (after a taxonomy change, languages known): {second:.1f}s wall "
+              f"({cpu:.1f}s CPU in this process); target < 60 s: {'met' if second < 60 else 'NOT met'}")
         db.close()
 
 

@@ -627,14 +627,33 @@ def make_doc(item_id: int, title: str, summary: str, text: str, *, published: st
                            relevant=relevant, regions=regions, topics=topics)])[0]
 
 
-def make_docs(specs: Iterable[dict]) -> list[Doc]:
+def make_docs(specs: Iterable[dict], processes: int = 1) -> list[Doc]:
     """Many docs at once (the MinHash signatures are computed in numpy blocks): each spec holds
-    make_doc's arguments by name."""
+    make_doc's arguments by name. With processes > 1, batches of specs are made into docs by that
+    many worker processes (monitor.parallel), with the same result."""
+    if processes > 1:
+        from monitor import parallel
+
+        specs = [dict(s, text=(s.get("text") or "")[: TEXT_CHARS * 2]) for s in specs]  # what is read
+        batches = (specs[i:i + 2000] for i in range(0, len(specs), 2000))
+        docs: list[Doc] = []
+        for part in parallel.ordered_map(_docs_batch, batches, state=None, setup=_no_state,
+                                         processes=processes):
+            docs.extend(part)
+        return docs
     parts = [_unsigned_doc(s["item_id"], s["title"], s.get("summary") or "", s.get("text") or "",
                            s.get("published"), s.get("fetched_at"), s.get("complete", True),
                            s.get("relevant", True), frozenset(s.get("regions", ())),
                            frozenset(s.get("topics", ()))) for s in specs]
     return _sign(parts)
+
+
+def _no_state() -> None:
+    return None
+
+
+def _docs_batch(_state: None, specs: list[dict]) -> list[Doc]:
+    return make_docs(specs)
 
 
 def stored_fingerprints(db, item_ids: list[int]) -> dict[int, tuple[np.ndarray, frozenset[str]]]:

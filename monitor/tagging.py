@@ -6,10 +6,13 @@ The top half is pure (text in, tags out). The bottom half applies it to stored i
 
 from __future__ import annotations
 
+import hashlib
 import json
+import pickle
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ahocorasick
@@ -611,19 +614,23 @@ def _tag_rows_of(tagged: list[tuple[dict, TagResult]]) -> dict[int, list[tuple]]
             for row, res in tagged}
 
 
-def _write_tags(db, tagged: list[tuple[dict, TagResult]], now: str,
-                rows: dict[int, list[tuple]] | None = None) -> None:
-    ids = [row["id"] for row, _ in tagged]
-    if rows is None:
-        rows = _tag_rows_of(tagged)
+def _write_tags(db, verdicts: list[tuple[int, str | None, bool]], now: str,
+                rows: dict[int, list[tuple]]) -> None:
+    """Store items' (id, language, relevant) and their item_tags rows (from _tag_rows_of)."""
+    ids = [item_id for item_id, _, _ in verdicts]
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         db.execute(f"DELETE FROM item_tags WHERE item_id IN ({','.join('?' * len(chunk))})", chunk)
     db.conn.executemany("UPDATE items SET language = ?, relevant = ?, tagged_at = ? WHERE id = ?",
-                        [(row["language"], int(res.relevant), now, row["id"]) for row, res in tagged])
+                        [(language, int(relevant), now, item_id)
+                         for item_id, language, relevant in verdicts])
     db.conn.executemany(
         "INSERT INTO item_tags (item_id, kind, tag, score, evidence) VALUES (?, ?, ?, ?, ?)",
         [(item_id, *tag) for item_id in ids for tag in rows[item_id]])
+
+
+def _verdicts(tagged: list[tuple[dict, TagResult]]) -> list[tuple[int, str | None, bool]]:
+    return [(row["id"], row["language"], res.relevant) for row, res in tagged]
 
 
 def _changed(db, tagged: list[tuple[dict, TagResult]]
@@ -658,7 +665,7 @@ def process_items(db, config, item_ids: list[int]) -> None:
     tagged = _tag_rows(config, rows, redetect=False)
     docs = clustering.docs_from_rows(tagged)
     with transaction(db):
-        _write_tags(db, tagged, now_iso())
+        _write_tags(db, _verdicts(tagged), now_iso(), _tag_rows_of(tagged))
         clustering.assign_clusters(db, config.taxonomy.settings, docs)
 
 
@@ -673,15 +680,20 @@ class RetagStats:
 
 
 def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
-              batch: int = 2000, redetect_language: bool = False) -> RetagStats:
+              batch: int = 2000, redetect_language: bool = False,
+              processes: int | None = None) -> RetagStats:
     """Re-tag the whole archive with the current taxonomy, then rebuild every story cluster.
 
     Only what changed is written: items whose language, relevance or tags differ, and the
-    cluster rows that differ (a second retag with the same taxonomy writes nothing).
+    cluster rows that differ (a second retag with the same taxonomy writes nothing). Batches are
+    read, tagged and compared with what is stored by `processes` worker processes, each with its
+    own read-only connection (by default every core for a large archive: monitor.parallel);
+    writing and linking the stories stay in this process. A batch's rows are written only by
+    this process, after its worker has read them.
     """
     import time
 
-    from monitor import clustering
+    from monitor import clustering, parallel
     from monitor.store import now_iso, transaction
 
     started = time.perf_counter()
@@ -691,21 +703,24 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
     now = now_iso()
     docs = []
     stamps: dict[int, str | None] = {}
+    database = db.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
+    processes = parallel.processes_for(total, processes) if database else 1
     stored = clustering.stored_fingerprint_rows(db)
-    for start in range(0, total, batch):
-        rows = _load(db, config, ids[start:start + batch])
-        tagged = _tag_rows(config, rows, redetect=redetect_language)
-        changed, tag_rows = _changed(db, tagged)
-        if changed:
+    batches = (ids[start:start + batch] for start in range(0, total, batch))
+    for verdicts, tag_rows, batch_docs, batch_stamps, relevant, tags in parallel.ordered_map(
+            _retag_batch, batches, state=(config, redetect_language, db, stored),
+            setup=_retag_setup,
+            setup_args=(str(Path(config.path).resolve()), _config_digest(config),
+                        redetect_language, database),
+            processes=processes):
+        if verdicts:
             with transaction(db):
-                _write_tags(db, changed, now, tag_rows)
-        for row, res in tagged:
-            stats.relevant += res.relevant
-            stats.tags += len(res.tags)
-            stamps[row["id"]] = row["published"] or row["fetched_at"]
-        docs.extend(clustering.docs_from_rows(tagged, clustering.fingerprints_of(
-            stored, [row["id"] for row, _ in tagged])))
-        stats.items += len(rows)
+                _write_tags(db, verdicts, now, tag_rows)
+        stats.relevant += relevant
+        stats.tags += tags
+        stamps.update(batch_stamps)
+        docs.extend(batch_docs)
+        stats.items += len(batch_stamps)
         if progress:
             progress(stats.items, total)
     with transaction(db):
@@ -713,6 +728,45 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
             db, config.taxonomy.settings, docs, stored=stored, stamps=stamps)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _config_digest(config) -> str:
+    return hashlib.sha256(pickle.dumps(config.raw)).hexdigest()
+
+
+def _retag_setup(config_path: str, digest: str, redetect_language: bool, database: str) -> tuple:
+    """A retag worker's state: the retag's config, read again from its file (it is too large to
+    send to a starting worker), and a read-only connection to the archive. A config file
+    changed since is refused: the worker stops and its batches are done by the retag's own
+    process, with the retag's config."""
+    import sqlite3
+
+    from monitor.config import load_config
+    from monitor.errors import ConfigError
+
+    config = load_config(config_path)
+    if _config_digest(config) != digest:
+        raise ConfigError(Path(config_path), "", "the file changed while a retag was running")
+    db = sqlite3.connect(f"{Path(database).as_uri()}?mode=ro", uri=True)
+    return config, redetect_language, db, None
+
+
+def _retag_batch(state: tuple, ids: list[int]) -> tuple:
+    """One batch of a retag: its items read, tagged and compared with what is stored. Returns
+    what changed (verdicts and item_tags rows), the story docs (from the stored fingerprints where
+    the text is unchanged), each item's date, and the batch's relevant and tag counts."""
+    from monitor import clustering
+
+    config, redetect_language, db, stored = state
+    rows = _load(db, config, ids)
+    tagged = _tag_rows(config, rows, redetect=redetect_language)
+    changed, tag_rows = _changed(db, tagged)
+    known = (clustering.fingerprints_of(stored, ids) if stored is not None
+             else clustering.stored_fingerprints(db, ids))
+    return (_verdicts(changed), {row["id"]: tag_rows[row["id"]] for row, _ in changed},
+            clustering.docs_from_rows(tagged, known),
+            {row["id"]: row["published"] or row["fetched_at"] for row in rows},
+            sum(res.relevant for _, res in tagged), sum(len(res.tags) for _, res in tagged))
 
 
 def explain(db, config, item_id: int) -> dict | None:

@@ -183,3 +183,19 @@ def test_tolls_and_dates_that_contradict_tell_two_wrecks_apart():
     assert not clustering.conflicts_with(facts("at least 78 dead"), facts("79 νεκροί"), days_apart=1)
     assert clustering.conflicts_with(facts("una trentina di persone disperse"), facts("41 Tote"),
                                      days_apart=3)
+
+
+def test_fingerprints_made_in_worker_processes_are_the_ones_made_here():
+    # bench_clustering (and any caller with many items) makes the docs in worker processes
+    rows = _rows("clusters_holdout2.jsonl") + _rows("clusters_holdout3.jsonl")
+    specs = [dict(item_id=i, title=r["title"], summary=r.get("lede") or "", text=r["lede"] * 20,
+                  published=r.get("published"), relevant=r["relevant"], regions=r["regions"],
+                  topics=r["topics"]) for i, r in enumerate(rows * 15)]  # two batches and more
+
+    def fingerprint(doc):
+        return (doc.id, doc.at, doc.relevant, doc.text_sig.tolist(), sorted(doc.anchors),
+                sorted(doc.regions), doc.facts)
+
+    here = [fingerprint(d) for d in clustering.make_docs(specs)]
+    assert [fingerprint(d) for d in clustering.make_docs(specs, processes=2)] == here
+    assert len(here) == len(specs) and len({tuple(f[3]) for f in here}) > len(rows) / 2

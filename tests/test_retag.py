@@ -127,3 +127,40 @@ def test_a_taxonomy_change_rewrites_exactly_the_affected_items(tmp_path, config_
 
 def _snapshot_without_stamps(snapshot):
     return dict(snapshot, items=[(r[0], r[1], r[2], r[4]) for r in snapshot["items"]])
+
+
+def test_a_retag_in_worker_processes_ends_where_one_in_this_process_does(tmp_path, config_path):
+    # A large archive is retagged by worker processes (monitor.parallel); the tables must end
+    # exactly as a retag done here leaves them, fingerprints made in the workers included.
+    changed_config = _config_with(config_path, tmp_path / "changed", _drop_search_rescue)
+    results = []
+    for processes in (1, 2):
+        db = _archive(_config_with(config_path, tmp_path / f"archive-{processes}", lambda raw: None))
+        try:
+            db.execute("DELETE FROM cluster_fingerprints")  # the workers make them anew
+            stats = retag_all(db, changed_config, batch=40, processes=processes)
+            results.append((_snapshot(db, without={"tagged_at"}), stats.items, stats.tags))
+        finally:
+            db.close()
+    assert results[0] == results[1]
+    assert results[0][1] == len(_rows()) and results[0][2] > 0
+
+
+def test_a_config_file_edited_during_a_retag_does_not_change_what_the_retag_writes(tmp_path,
+                                                                                   config_path):
+    # The workers read the config from its file; edited since the retag started, it is refused
+    # there and the retag's own process tags every batch, with the config it was started with.
+    results = []
+    for processes in (1, 2):
+        changed_config = _config_with(config_path, tmp_path / f"changed-{processes}",
+                                      _drop_search_rescue)
+        if processes == 2:
+            changed_config.path.write_text(config_path.read_text(encoding="utf-8"), encoding="utf-8")
+        db = _archive(_config_with(config_path, tmp_path / f"archive-{processes}", lambda raw: None))
+        try:
+            retag_all(db, changed_config, batch=40, processes=processes)
+            results.append(_snapshot(db, without={"tagged_at"}))
+        finally:
+            db.close()
+    assert results[0] == results[1]
+    assert not any(t[2] == "search-rescue" for t in results[1]["item_tags"])
