@@ -391,11 +391,9 @@ def _numbers_in_order(words: list[str], skip: set[int]) -> list[tuple[int, str]]
     (figures, thousands groups joined; number words and compounds as numbers_of reads them; years
     19xx/20xx and the positions in `skip` left out)."""
     if _NUMBER_START.isdisjoint(words) and not any(map(str.isdecimal, words)):
-        return []
+        return []  # the usual lede without numbers, told in C
     # only the words that can start a number are visited (one comprehension over the lede)
     starts = [i for i, w in enumerate(words) if w in _NUMBER_START or w.isdecimal()]
-    if not starts:
-        return []
     out = []
     n = len(words)
     done = 0  # the words before this were read as part of a number
