@@ -214,3 +214,47 @@ def test_article_pages_in_flight_are_bounded_across_sources(tmp_path, site, arti
     assert result.returncode == 0, result.stderr
     assert site.peak_in_flight["news"] == 3
     assert _rows(tmp_path, "SELECT count(*), sum(full_text) FROM items") == [(16, 16)]
+
+
+def _processes_with(marker: str) -> list[str]:
+    """Command lines of running processes whose environment carries `marker` (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (proc / "environ").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def test_a_crawl_leaves_no_process_behind(tmp_path, site, article_pages):
+    # The extraction server starts loading with the crawl; a crawl that extracts nothing must
+    # stop it rather than leave it loading (seconds of CPU, and holding the crawl's output open)
+    # after `monitor crawl` has exited.
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+
+    feed = _publish(site, article_pages[:2])
+    config = write_config(tmp_path, sources=[feed_source("fixture", feed)])
+    for expect in ("2 new", "unchanged since the last crawl"):
+        marker = uuid.uuid4().hex
+        out = tmp_path / f"{marker}.txt"
+        with out.open("w") as stdout:
+            crawl = subprocess.Popen([sys.executable, "-m", "monitor", "--config", str(config),
+                                      "crawl"], stdout=stdout, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "MONITOR_TEST_RUN": marker})
+            assert crawl.wait(timeout=120) == 0
+        # multiprocessing's resource tracker ends on its own when the crawl's pipe closes.
+        deadline = time.monotonic() + 1.0
+        while (left := _processes_with(f"MONITOR_TEST_RUN={marker}")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert expect in out.read_text(), out.read_text()
+        assert left == []

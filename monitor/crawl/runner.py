@@ -42,16 +42,24 @@ def select_sources(config: Config, names: Sequence[str] = ()) -> list[Source]:
 def run_sources(config: Config, sources: Sequence[Source], progress=None,
                 log_level: str = "ERROR") -> list[SourceOutcome]:
     """Crawl the given sources once, in this process; returns one outcome per source."""
-    from scrapy.crawler import CrawlerProcess
-
-    from monitor.crawl.settings import scrapy_settings
     from monitor.workers import WorkerPool
-    from spiders import SPIDERS
 
-    db = store.open_db(config.storage.database)
-    store.sync_sources(db, config.sources)
     pool = WorkerPool(config.crawl.extract_workers, config.crawl.parse_timeout,
                       config.crawl.source_memory_mb)
+    if any(source.full_text for source in sources):
+        pool.load_extraction_server()  # before Scrapy's imports, so the two load side by side
+
+    try:
+        from scrapy.crawler import CrawlerProcess
+
+        from monitor.crawl.settings import scrapy_settings
+        from spiders import SPIDERS
+
+        db = store.open_db(config.storage.database)
+        store.sync_sources(db, config.sources)
+    except BaseException:
+        pool.close()
+        raise
     session = CrawlSession(config, db, pool, progress)
     settings = scrapy_settings(config.crawl, log_level)
     settings["CLOSESPIDER_TIMEOUT"] = config.crawl.source_time_limit
