@@ -12,6 +12,16 @@ from monitor.errors import ParseError
 from monitor.feeds import html_to_text, sane_date
 from monitor.urls import safe_url
 
+# The languages whose month and day names htmldate (trafilatura's date finder) may read with
+# dateparser: the press of Europe and its neighbours, and the languages of the people it writes
+# about. dateparser's default is every one of its ~200 locales, whose patterns take 3.4 s of CPU
+# to compile before the first page can be read (1.4 s for these). Numeric and ISO dates, and the
+# dates in a page's metadata, do not depend on this list; on the 346 corpus pages of
+# bench/bench_ingest.py the dates found are the same with it and without it.
+DATE_LANGUAGES = ("en", "nl", "fr", "de", "it", "es", "pt", "ca", "eu", "gl", "pl", "cs", "sk",
+                  "sl", "hr", "bs", "sr", "mk", "bg", "sq", "el", "tr", "hu", "ro", "ru", "uk",
+                  "fi", "et", "lt", "lv", "sv", "da", "nb", "mt", "ar", "fa")
+
 _HTML_LANG = re.compile(rb"<html\b[^>]{0,400}?\blang\s*=\s*[\"']?([A-Za-z]{2})\b", re.IGNORECASE)
 MIN_TEXT = 80
 
@@ -21,6 +31,7 @@ def extract_article(data: bytes, url: str) -> dict:
     import trafilatura  # imported in the worker, where the cost is paid once
     from trafilatura.utils import load_html
 
+    use_date_languages()
     if not data or not data.strip():
         raise ParseError(url, "The article page is empty.")
     try:
@@ -50,6 +61,35 @@ def extract_article(data: bytes, url: str) -> dict:
         "description": html_to_text(meta.description, 2000),
         "content_hash": hashlib.sha1(text.encode("utf-8", "replace")).hexdigest(),
     }
+
+
+_date_parser = None
+
+
+def use_date_languages() -> None:
+    """Make htmldate's dateparser fallback read only DATE_LANGUAGES (once per process).
+
+    htmldate offers no setting for this: its parser comes from a cached module function, which is
+    replaced by one with the same settings and a language list. If htmldate changes, dates are
+    still found, with every locale (a slower start, nothing lost).
+    """
+    global _date_parser
+    if _date_parser is not None:
+        return
+    try:
+        import htmldate.extractors as extractors
+        from dateparser import DateDataParser
+
+        parser = DateDataParser(languages=list(DATE_LANGUAGES), settings={
+            # htmldate 1.9-1.11's own settings for its parser (htmldate/extractors.py)
+            "NORMALIZE": True, "PARSERS": ["custom-formats", "absolute-time"],
+            "PREFER_DATES_FROM": "past", "PREFER_LOCALE_DATE_ORDER": True,
+            "RETURN_AS_TIMEZONE_AWARE": False, "STRICT_PARSING": True})
+        if callable(getattr(extractors, "get_external_parser", None)):
+            extractors.get_external_parser = lambda: parser
+        _date_parser = parser
+    except (ImportError, TypeError, ValueError):
+        _date_parser = False
 
 
 def share_justext_stoplist() -> None:

@@ -3,20 +3,21 @@
 Every extraction worker is forked from that server, so it starts with the parsers imported and
 with dateparser's locale data loaded. htmldate (trafilatura's date finder) falls back to
 dateparser, which loads and compiles the patterns of each of its ~200 locales on first use:
-about 4 s of CPU. Paid in every worker, and again each time a worker is recycled, that was a
+3.4 s of CPU (1.4 s for the languages of monitor.extract.DATE_LANGUAGES). Paid in every worker, and again each time a worker is recycled, that was a
 fifth of a crawl's extraction time; paid here, it is paid once per crawl, and the loaded data is
 shared copy-on-write by all the workers.
 """
 
-import dateparser
 import feedparser  # noqa: F401
 import trafilatura  # noqa: F401
 
-# A string no locale can read makes dateparser try (and so load) every one of them.
-dateparser.parse("warm up 1 2 3 zz")
+from monitor.extract import use_date_languages
+
+use_date_languages()
 try:  # htmldate's own parser and month-name table (not public API: a miss only costs time)
     from htmldate.extractors import get_external_parser, month_words
 
+    # A string no locale can read makes dateparser try (and so load) every one it may use.
     get_external_parser().get_date_data("warm up 1 2 3 zz")
     month_words()
 except (ImportError, AttributeError):

@@ -154,7 +154,7 @@ class WorkerPool:
     def load_extraction_server(self) -> None:
         """Start the extraction workers' fork server loading now, while the crawl starts up.
 
-        Its imports and dateparser's locales take about 4 s of one core. The crawl's own start
+        Its imports and dateparser's locales take about 2 s of one core. The crawl's own start
         (Scrapy, the tagging model, the first feeds) takes about 3 s of the other, after which
         pages arrive and wait for the server: loaded in parallel, the first article is stored
         seconds sooner. A crawl that finds nothing new stops the server unused (`close`).

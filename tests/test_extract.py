@@ -69,3 +69,16 @@ def _stoplist_state() -> dict:
 
     return {"words": len(external.JT_STOPLIST or ()),
             "frozen_sets": justext.core.define_stoplist.cache_info().currsize}
+
+
+def test_dates_written_in_words_are_read_in_the_presss_languages():
+    # htmldate falls back to dateparser for these; the crawl loads only DATE_LANGUAGES' locales.
+    body = "<p>" + "Το σκάφος του λιμενικού εντόπισε τη λέμβο ανοιχτά της Λέσβου. " * 6 + "</p>"
+    found = {}
+    for label, lang in (("3 Σεπτεμβρίου 2021", "el"), ("12 marca 2023 r.", "pl"),
+                        ("le 5 mai 2022", "fr"), ("14. studenoga 2019.", "hr")):
+        page = (f'<html lang="{lang}"><body><article><h1>Έκθεση για τη Λέσβο</h1>'
+                f'<div class="date">{label}</div>{body}</article></body></html>').encode()
+        found[lang] = extract_article(page, f"http://127.0.0.1/{lang}.html")["published"]
+    assert found == {"el": "2021-09-03T00:00:00Z", "pl": "2023-03-12T00:00:00Z",
+                     "fr": "2022-05-05T00:00:00Z", "hr": "2019-11-14T00:00:00Z"}
