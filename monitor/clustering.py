@@ -477,15 +477,23 @@ def facts_of(lede: list[str], date_days: tuple[set[str], set[int]] | None = None
 # this many days apart (dated the same day) are not compared.
 COUNT_REVISION = 0.1
 COUNT_REVISION_DAYS = 0.5
+# Up to the next calendar day a toll only grows (Lanzarote: 3 dead on the night, 4 then 8 the next
+# day; Lampedusa: 20 dead, 26 the day after): a later report counting more than an earlier one is
+# the same event revised; one counting fewer is another event (two dead one night, one body found
+# on the beach the next morning).
+COUNT_RISE_DAYS = 1.0
 
 
-def _counts_conflict(a: Facts, b: Facts) -> bool:
+def _counts_conflict(a: Facts, b: Facts, rising: bool = False) -> bool:
     """Counts of one kind in both ledes, none of them a number the other lede states, none two
-    within a revision of each other."""
+    within a revision of each other; with `rising` (`a` is the earlier report, within
+    COUNT_RISE_DAYS), none of `b`'s at least one of `a`'s."""
     for kind in {c[0] for c in a.counts} & {c[0] for c in b.counts}:
         xs = [c[1:] for c in a.counts if c[0] == kind]
         ys = [c[1:] for c in b.counts if c[0] == kind]
         if not b.numbers.isdisjoint(xs) or not a.numbers.isdisjoint(ys):
+            continue
+        if rising and max(map(int, ys)) >= min(map(int, xs)):
             continue
         if not any(abs(int(x) - int(y)) <= COUNT_REVISION * max(int(x), int(y))
                    for x in xs for y in ys):
@@ -496,14 +504,20 @@ def _counts_conflict(a: Facts, b: Facts) -> bool:
 def conflicts_with(a: Facts | None, b: Facts | None, days_apart: float = math.inf) -> bool:
     """Whether two ledes state contradicting facts: counts of the dead, the missing or the
     survivors (of reports more than COUNT_REVISION_DAYS apart) where neither states a number the
-    other counts and no two are within a revision of each other; or day-and-month dates, where
-    both state some and share none."""
+    other counts and no two are within a revision of each other, nor (reports at most
+    COUNT_RISE_DAYS apart) the later one counts more; or day-and-month dates, where both state
+    some and share none. `days_apart` is the later report's date minus the earlier's: negative
+    when `b` is the earlier one."""
     if a is None or b is None or a is NO_FACTS or b is NO_FACTS:
         return False
     if a.dates and b.dates and a.dates.isdisjoint(b.dates):
         return True
-    return bool(a.counts and b.counts and days_apart > COUNT_REVISION_DAYS
-                and _counts_conflict(a, b))
+    if not (a.counts and b.counts and abs(days_apart) > COUNT_REVISION_DAYS):
+        return False
+    if abs(days_apart) <= COUNT_RISE_DAYS:
+        return (_counts_conflict(a, b, rising=True) if days_apart > 0
+                else _counts_conflict(b, a, rising=True))
+    return _counts_conflict(a, b)
 
 
 def _split_facts(parts: Iterable[str]) -> tuple[frozenset[str], Facts]:
@@ -871,7 +885,7 @@ def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = N
         return False
     if a.regions and b.regions and not (a.regions & b.regions):
         return False
-    if a.facts is not b.facts and conflicts_with(a.facts, b.facts, abs(a.at - b.at)):
+    if a.facts is not b.facts and conflicts_with(a.facts, b.facts, b.at - a.at):
         return False  # the same words, but another toll, date or weekday: another event
     return story_similarity(a, b, df) >= settings.cluster_anchor_similarity
 

@@ -199,3 +199,26 @@ def test_fingerprints_made_in_worker_processes_are_the_ones_made_here():
     here = [fingerprint(d) for d in clustering.make_docs(specs)]
     assert [fingerprint(d) for d in clustering.make_docs(specs, processes=2)] == here
     assert len(here) == len(specs) and len({tuple(f[3]) for f in here}) > len(rows) / 2
+
+
+def test_a_toll_that_grows_by_the_next_day_is_one_wreck_one_that_falls_is_another():
+    config = load_config(ROOT / "config.toml")
+    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+    concepts = dict(regions=frozenset({"canary-islands"}), topics=frozenset({"deaths-missing"}))
+    night = clustering.make_doc(
+        1, "At least three dead after a boat capsized off Órzola, Lanzarote",
+        "Three people died when a boat with 35 on board capsized off Órzola in Lanzarote.", "",
+        published="2020-11-24T22:00:00Z", **concepts)
+    next_day = clustering.make_doc(
+        2, "Ocho inmigrantes mueren al volcar una patera en Órzola, Lanzarote",
+        "Se elevan a ocho los muertos del naufragio de la patera en Órzola (Lanzarote).", "",
+        published="2020-11-25T12:00:00Z", **concepts)
+    fewer_later = clustering.make_doc(
+        3, "Un migrante muere al volcar una patera en Órzola, Lanzarote",
+        "Un migrante ha muerto al volcar otra patera en Órzola (Lanzarote) este jueves.", "",
+        published="2020-11-26T10:00:00Z", **concepts)
+    assert clustering.conflicts_with(next_day.facts, night.facts, days_apart=-0.6) is False
+    members = clustering.link_docs([night, next_day, fewer_later], config.taxonomy.settings,
+                                   background)
+    assert members[1] == members[2] == [1, 2]
+    assert members[3] == [3]
