@@ -48,6 +48,9 @@ MIN_SHARED = 4.0
 # since %3 the facts: "#" + headline number, numbers, dates, weekdays; dates no longer numbers).
 # Stored anchors of another version are made again, not reused, when their item is re-tagged.
 ANCHORS_VERSION = "%3"
+# An item tagged relevant and one that is not are the same story only on this many times the
+# anchor similarity (cluster_anchor_similarity) that two of the same verdict need.
+RELEVANCE_MISMATCH = 1.5
 SIG_CHUNK = 4096  # shingles hashed per numpy block (x NUM_PERM uint32: 1 MB)
 
 
@@ -870,7 +873,8 @@ def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
 
 
 def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = None) -> bool:
-    """Near-duplicate text, or the same rare words, names, numbers and concepts in the lede.
+    """Near-duplicate text, or the same rare words, names, numbers and concepts in the lede (a
+    higher bar when one of the two is relevant and the other is not).
 
     `text_sim` is text_similarity(a, b) when the caller computed it already (in bulk)."""
     if a.at is not None and b.at is not None and abs(a.at - b.at) > settings.cluster_window_days:
@@ -881,13 +885,15 @@ def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = N
         return True
     if a.at is None or b.at is None:
         return False  # without both dates only the same text, not the same story, can be told
-    if a.relevant != b.relevant:
-        return False
     if a.regions and b.regions and not (a.regions & b.regions):
         return False
     if a.facts is not b.facts and conflicts_with(a.facts, b.facts, b.at - a.at):
         return False  # the same words, but another toll, date or weekday: another event
-    return story_similarity(a, b, df) >= settings.cluster_anchor_similarity
+    # the tagger misses some reports of a story (a lede without a migration word: "18 bodies found
+    # in the Dadia forest"): such an item joins the story's relevant reports on stronger evidence
+    bar = settings.cluster_anchor_similarity
+    return story_similarity(a, b, df) >= (bar if a.relevant == b.relevant
+                                          else bar * RELEVANCE_MISMATCH)
 
 
 class _UnionFind:

@@ -222,3 +222,26 @@ def test_a_toll_that_grows_by_the_next_day_is_one_wreck_one_that_falls_is_anothe
                                    background)
     assert members[1] == members[2] == [1, 2]
     assert members[3] == [3]
+
+
+def test_a_report_the_tagger_missed_joins_its_story_on_strong_evidence_only():
+    config = load_config(ROOT / "config.toml")
+    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+    tagged = clustering.make_doc(
+        1, "Grecia, trovati 18 corpi carbonizzati nella foresta di Dadia",
+        "I corpi di 18 migranti sono stati trovati nella foresta di Dadia, vicino ad Alessandropoli.",
+        "", published="2023-08-22T12:00:00Z", regions=frozenset({"evros"}),
+        topics=frozenset({"deaths-missing"}))
+    # no migration word in the lede: not relevant to the tagger, the same event by its facts
+    missed = clustering.make_doc(
+        2, "Waldbrand im Nationalpark Dadia: 18 verbrannte Leichen gefunden",
+        "Im Nationalpark Dadia bei Alexandroupolis wurden am Dienstag 18 verbrannte Leichen gefunden.",
+        "", published="2023-08-22T18:00:00Z", relevant=False)
+    other = clustering.make_doc(
+        3, "Waldbrand bei Alexandroupolis: Hotels evakuiert",
+        "Wegen des Waldbrands bei Alexandroupolis wurden am Dienstag Hotels und Strände evakuiert.",
+        "", published="2023-08-22T20:00:00Z", relevant=False)
+    settings = config.taxonomy.settings
+    assert clustering.link_docs([tagged, missed], settings, background)[1] == [1, 2]
+    # the same place and day, another story: not relevant, not the same
+    assert clustering.link_docs([tagged, other], settings, background)[1] == [1]
