@@ -413,8 +413,11 @@ def report(s: dict) -> None:
         ("extraction floor, trafilatura.extract (1 process)", f"{s['floor_trafilatura_extract_pps']:.1f} pages/s", ""),
         ("end-to-end monitor crawl", f"{s['crawl_items_per_s']:.1f} items/s ({s['crawl_seconds']:.1f} s)", ""),
         ("ratio end-to-end / floor", f"{s['ratio']:.2f}", f">= {TARGETS['ratio']}"),
-        ("peak RSS, crawl + children", f"{s['peak_mb']:.0f} MB", f"<= {TARGETS['peak_mb']} MB"),
-        ("peak PSS, crawl + children (shared pages once)", f"{s['peak_pss_mb']:.0f} MB", ""),
+        # The target is judged on PSS: the workers are forked from one server and share its pages,
+        # which a sum of RSS counts once per process.
+        ("peak PSS, crawl + children (shared pages once)", f"{s['peak_pss_mb']:.0f} MB",
+         f"<= {TARGETS['peak_mb']} MB"),
+        ("peak RSS summed over crawl + children", f"{s['peak_mb']:.0f} MB", ""),
         ("peak RSS main / one worker", f"{med(f['peak_main_mb'] for f in first):.0f} / "
                                        f"{med(f['peak_one_worker_mb'] for f in first):.0f} MB", ""),
         ("floor CPU rate, extract_article", f"{s['floor_extract_article_cpu_pps']:.1f} pages/CPU-s", ""),
