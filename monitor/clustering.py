@@ -45,9 +45,10 @@ NUMBER_WEIGHT = 2.0
 # not the same story whatever their share (about one word carried by 2% of the archive).
 MIN_SHARED = 4.0
 # Leads the stored anchors: what made them (stems, numbers in figures and words, name keys, and
-# since %3 the facts: "#" + headline number, numbers, dates, weekdays; dates no longer numbers).
+# since %3 the facts: "#" + headline number, numbers, dates, weekdays; dates no longer numbers;
+# since %4 Greek αυ/ευ in name keys are av/ev).
 # Stored anchors of another version are made again, not reused, when their item is re-tagged.
-ANCHORS_VERSION = "%3"
+ANCHORS_VERSION = "%4"
 # An item tagged relevant and one that is not are the same story only on this many times the
 # anchor similarity (cluster_anchor_similarity) that two of the same verdict need.
 RELEVANCE_MISMATCH = 1.5
@@ -553,7 +554,9 @@ _TO_LATIN = str.maketrans({
     **dict(zip("αβγδεζηθικλμνξοπρστυφχψω", _GREEK_LATIN, strict=True)),
     **dict(zip("абвгдђежзијклљмнњопрстћуфхцчџшщъыьэюяє", _CYRILLIC_LATIN, strict=True)),
 })
-_NAME_FOLDS = (("ου", "u"), ("ph", "f"), ("th", "t"), ("ck", "k"), ("ou", "u"))
+# Greek αυ/ευ are av/ev (Γαύδος: Gavdos, Ευρώπη: Evropi), not ai/ei
+_NAME_FOLDS = (("ου", "u"), ("αυ", "av"), ("ευ", "ev"), ("ph", "f"), ("th", "t"), ("ck", "k"),
+               ("ou", "u"))
 NAME_KEY = 4  # letters: Greek accusatives drop the final -s (Έβρο, Πύλο)
 _NAME_LETTERS = str.maketrans("vwyqcjz", "bbikkis")
 _DOUBLED = re.compile(r"(.)\1+")

@@ -245,3 +245,13 @@ def test_a_report_the_tagger_missed_joins_its_story_on_strong_evidence_only():
     assert clustering.link_docs([tagged, missed], settings, background)[1] == [1, 2]
     # the same place and day, another story: not relevant, not the same
     assert clustering.link_docs([tagged, other], settings, background)[1] == [1]
+
+
+def test_greek_names_key_as_their_latin_spellings():
+    # αυ/ευ are av/ev: Γαύδου and Gavdos, Λαμπεντούζα and Lampedusa, Έβρος and Evros share a key
+    def key(word):
+        return clustering.name_key(normalise(word))
+
+    assert key("Γαύδου") == key("Gavdos") == key("Γαύδος")
+    assert key("Λαμπεντούζα") == key("Lampedusa") and key("Έβρος") == key("Evros")
+    assert key("Λέσβο") == key("Lesvos") == key("Lesbos")
