@@ -52,6 +52,13 @@ ANCHORS_VERSION = "%4"
 # An item tagged relevant and one that is not are the same story only on this many times the
 # anchor similarity (cluster_anchor_similarity) that two of the same verdict need.
 RELEVANCE_MISMATCH = 1.5
+# Names ("~" keys) and numbers survive translation, the rest of a lede's words do not: two ledes
+# whose shared names and numbers (at least NEUTRAL_MIN of them) weigh this share of the smaller
+# one's are the same story, however little else they share (MIN_SHARED, the regions and the facts
+# veto still apply).
+_NEUTRAL_START = frozenset("~0123456789")
+NEUTRAL_SIMILARITY = 0.5
+NEUTRAL_MIN = 2
 SIG_CHUNK = 4096  # shingles hashed per numpy block (x NUM_PERM uint32: 1 MB)
 
 
@@ -89,9 +96,15 @@ class Doc:
     total: float = 0.0
     facts: Facts | None = None   # numbers, dates and weekdays the lede states (conflicts_with)
 
+    names: frozenset[str] | None = None  # its name keys and numbers (what translation keeps)
+    neutral: float = 0.0  # their weight
+
     def weigh(self, df: DocFreq) -> None:
         self.weights = df.weights(self.anchors)
         self.total = sum(self.weights.values())
+        if self.names is None:
+            self.names = frozenset([a for a in self.anchors if a[0] in _NEUTRAL_START])
+        self.neutral = sum(map(self.weights.__getitem__, self.names))
 
 
 def _days(stamp: str | None) -> float | None:
@@ -853,7 +866,8 @@ def text_similarity(a: Doc, b: Doc) -> float:
 
 
 def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
-    """IDF-weighted overlap of lede stems and taxonomy concepts (shared weight / smaller side).
+    """IDF-weighted overlap of lede stems and taxonomy concepts (shared weight / smaller side);
+    1.0 when the names and numbers shared are NEUTRAL_SIMILARITY of the smaller side's.
 
     `a` is the doc being matched (weighed now); `b` keeps the weights it got when it was matched.
     """
@@ -872,7 +886,13 @@ def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
     if inter - CONCEPT_WEIGHT * concepts < MIN_SHARED:
         return 0.0
     smaller = min(a.total, b.total)
-    return inter / smaller if smaller else 0.0
+    sim = inter / smaller if smaller else 0.0
+    if sim < 1.0:
+        names = a.names & b.names
+        if (len(names) >= NEUTRAL_MIN and sum(map(weights.__getitem__, names))
+                >= NEUTRAL_SIMILARITY * min(a.neutral, b.neutral)):
+            return 1.0
+    return sim
 
 
 def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = None) -> bool:

@@ -255,3 +255,31 @@ def test_greek_names_key_as_their_latin_spellings():
     assert key("Γαύδου") == key("Gavdos") == key("Γαύδος")
     assert key("Λαμπεντούζα") == key("Lampedusa") and key("Έβρος") == key("Evros")
     assert key("Λέσβο") == key("Lesvos") == key("Lesbos")
+
+
+def test_reports_in_two_languages_share_a_story_by_their_names_and_numbers():
+    # the ledes share no word but the island's name and the head count: enough, when those are
+    # most of what the shorter one names and counts
+    config = load_config(ROOT / "config.toml")
+    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+    concepts = dict(regions=frozenset({"eastern-med"}), topics=frozenset({"search-rescue"}))
+    english = clustering.make_doc(
+        1, "Greece rescues 545 migrants off Gavdos amid surge in Libya departures",
+        "Coast guard vessels and a frigate escorted the overcrowded fishing boat, which had sailed "
+        "from Tobruk, to a Cretan port after a night-long operation in rough seas, officials said, "
+        "adding that several passengers needed medical treatment on arrival and that smugglers "
+        "were being questioned.", "", published="2025-12-19T09:00:00Z", **concepts)
+    greek = clustering.make_doc(
+        2, "Διάσωση 545 μεταναστών νότια της Γαύδου",
+        "Υπό άθλιες συνθήκες εντοπίστηκαν και διασώθηκαν 545 άνθρωποι στα ανοιχτά της Γαύδου, σε "
+        "αλιευτικό σκάφος που είχε αποπλεύσει από το Τομπρούκ, ενώ στην επιχείρηση συμμετείχαν "
+        "πλωτά του λιμενικού και φρεγάτα του πολεμικού ναυτικού, με τους διασωθέντες να "
+        "μεταφέρονται σε λιμάνι του νησιού.", "", published="2025-12-19T11:00:00Z", **concepts)
+    # the same island four days later, another boat and another head count: another story
+    later = clustering.make_doc(
+        3, "Νέα διάσωση 38 μεταναστών νότια της Γαύδου",
+        "Εντοπίστηκαν και διασώθηκαν 38 άνθρωποι στα ανοιχτά της Γαύδου, σε φουσκωτή λέμβο.", "",
+        published="2025-12-23T10:00:00Z", **concepts)
+    members = clustering.link_docs([english, greek, later], config.taxonomy.settings, background)
+    assert members[1] == members[2] == [1, 2]
+    assert members[3] == [3]
