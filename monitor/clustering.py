@@ -44,6 +44,9 @@ NUMBER_WEIGHT = 2.0
 # IDF weight of the shared stems, names and numbers (concepts aside) below which two ledes are
 # not the same story whatever their share (about one word carried by 2% of the archive).
 MIN_SHARED = 4.0
+# A toll both ledes state (the same count of the same kind, 2 or more: Facts.counts) weighs this
+# much on top of its number: alone, the evidence MIN_SHARED asks for.
+SHARED_COUNT_WEIGHT = MIN_SHARED
 # Leads the stored anchors: what made them (stems, numbers in figures and words, name keys, and
 # since %3 the facts: "#" + headline number, numbers, dates, weekdays; dates no longer numbers;
 # since %4 Greek αυ/ευ in name keys are av/ev).
@@ -880,6 +883,11 @@ def story_similarity(a: Doc, b: Doc, df: DocFreq) -> float:
         b.weigh(df)
     weights = a.weights
     inter = sum(weights[x] for x in shared)
+    if a.facts and b.facts and a.facts.counts and b.facts.counts:
+        # the same toll of one kind ("douze personnes sont mortes", "12 migrants who died"):
+        # more than the same number; a toll of one is too common to say so
+        inter += SHARED_COUNT_WEIGHT * sum(1 for c in a.facts.counts & b.facts.counts
+                                           if c[1:] != "1")
     # a short title shares a larger part of itself with anything: some evidence that names this
     # story (a rare word, a name, a number), not only the route's concepts, must be shared
     concepts = sum(1 for x in shared if x[0] == "@")

@@ -283,3 +283,27 @@ def test_reports_in_two_languages_share_a_story_by_their_names_and_numbers():
     members = clustering.link_docs([english, greek, later], config.taxonomy.settings, background)
     assert members[1] == members[2] == [1, 2]
     assert members[3] == [3]
+
+
+def test_the_same_toll_in_two_languages_weighs_more_than_the_same_number():
+    config = load_config(ROOT / "config.toml")
+    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+    concepts = dict(regions=frozenset({"channel"}), topics=frozenset({"deaths-missing"}))
+    french = clustering.make_doc(
+        1, "Au moins douze personnes sont mortes en tentant de traverser la Manche",
+        "Un bateau de migrants s'est éventré au large de Boulogne-sur-Mer mardi matin.", "",
+        published="2024-09-03T12:00:00Z", **concepts)
+
+    def english(verb):
+        return clustering.make_doc(
+            2, f"Six children among 12 migrants who {verb} when their boat was ripped apart",
+            "The dinghy sank off the French coast on Tuesday morning, officials said.", "",
+            published="2024-09-04T08:00:00Z", **concepts)
+
+    df = clustering.DocFreq(dict(background.counts), background.n)
+    died, rescued = english("died"), english("were rescued")
+    assert "v12" in died.facts.counts and "s12" in rescued.facts.counts
+    # "douze personnes sont mortes" and "12 migrants who died" state one toll: more evidence of
+    # one wreck than the same number counting the dead in one report, the rescued in the other
+    assert (clustering.story_similarity(died, french, df)
+            >= clustering.story_similarity(rescued, french, df) + 0.02)
