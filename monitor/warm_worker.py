@@ -2,10 +2,11 @@
 
 Every extraction worker is forked from that server, so it starts with the parsers imported and
 with dateparser's locale data loaded. htmldate (trafilatura's date finder) falls back to
-dateparser, which loads and compiles the patterns of each of its ~200 locales on first use:
-3.4 s of CPU (1.4 s for the languages of monitor.extract.DATE_LANGUAGES). Paid in every worker, and again each time a worker is recycled, that was a
-fifth of a crawl's extraction time; paid here, it is paid once per crawl, and the loaded data is
-shared copy-on-write by all the workers.
+dateparser, which loads and compiles the patterns of each locale it may use on first use: 3.4 s
+of CPU for all ~200, 1.4 s for the languages of monitor.extract.DATE_LANGUAGES. Paid in every
+worker, and again each time a worker is recycled, that was a fifth of a crawl's extraction time;
+paid here, it is paid once per crawl, and the loaded data is shared copy-on-write by all the
+workers.
 """
 
 import feedparser  # noqa: F401

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from monitor import clustering
 from monitor.config import load_config
 from monitor.language import normalise
@@ -15,6 +17,13 @@ from tests.helpers import DATA, ROOT
 def _rows(name):
     lines = (DATA / "labelled" / name).read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    """The shipped config, and dev.jsonl's texts weighing the words as an archive would."""
+    config = load_config(ROOT / "config.toml")
+    return config, clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
 
 
 def _cluster_rows(split="dev"):
@@ -201,9 +210,8 @@ def test_fingerprints_made_in_worker_processes_are_the_ones_made_here():
     assert len(here) == len(specs) and len({tuple(f[3]) for f in here}) > len(rows) / 2
 
 
-def test_a_toll_that_grows_by_the_next_day_is_one_wreck_one_that_falls_is_another():
-    config = load_config(ROOT / "config.toml")
-    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+def test_a_toll_that_grows_by_the_next_day_is_one_wreck_one_that_falls_is_another(shipped):
+    config, background = shipped
     concepts = dict(regions=frozenset({"canary-islands"}), topics=frozenset({"deaths-missing"}))
     night = clustering.make_doc(
         1, "At least three dead after a boat capsized off Órzola, Lanzarote",
@@ -224,9 +232,8 @@ def test_a_toll_that_grows_by_the_next_day_is_one_wreck_one_that_falls_is_anothe
     assert members[3] == [3]
 
 
-def test_a_report_the_tagger_missed_joins_its_story_on_strong_evidence_only():
-    config = load_config(ROOT / "config.toml")
-    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+def test_a_report_the_tagger_missed_joins_its_story_on_strong_evidence_only(shipped):
+    config, background = shipped
     tagged = clustering.make_doc(
         1, "Grecia, trovati 18 corpi carbonizzati nella foresta di Dadia",
         "I corpi di 18 migranti sono stati trovati nella foresta di Dadia, vicino ad Alessandropoli.",
@@ -257,11 +264,10 @@ def test_greek_names_key_as_their_latin_spellings():
     assert key("Λέσβο") == key("Lesvos") == key("Lesbos")
 
 
-def test_reports_in_two_languages_share_a_story_by_their_names_and_numbers():
+def test_reports_in_two_languages_share_a_story_by_their_names_and_numbers(shipped):
     # the ledes share no word but the island's name and the head count: enough, when those are
     # most of what the shorter one names and counts
-    config = load_config(ROOT / "config.toml")
-    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+    config, background = shipped
     concepts = dict(regions=frozenset({"eastern-med"}), topics=frozenset({"search-rescue"}))
     english = clustering.make_doc(
         1, "Greece rescues 545 migrants off Gavdos amid surge in Libya departures",
@@ -285,9 +291,8 @@ def test_reports_in_two_languages_share_a_story_by_their_names_and_numbers():
     assert members[3] == [3]
 
 
-def test_the_same_toll_in_two_languages_weighs_more_than_the_same_number():
-    config = load_config(ROOT / "config.toml")
-    background = clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+def test_the_same_toll_in_two_languages_weighs_more_than_the_same_number(shipped):
+    config, background = shipped
     concepts = dict(regions=frozenset({"channel"}), topics=frozenset({"deaths-missing"}))
     french = clustering.make_doc(
         1, "Au moins douze personnes sont mortes en tentant de traverser la Manche",
