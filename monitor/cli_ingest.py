@@ -47,10 +47,17 @@ def register(cli: click.Group) -> None:
         the sources table and fetch_log.
         """
         from monitor.crawl.runner import run_sources, select_sources
+        from monitor.workers import load_worker_server, stop_worker_server
 
-        config = app.config
-        sources = select_sources(config, names)
+        load_worker_server()  # it loads while the config and Scrapy do (run_sources)
+        try:
+            config = app.config
+            sources = select_sources(config, names)
+        except BaseException:
+            stop_worker_server()
+            raise
         if not sources:
+            stop_worker_server()
             click.echo("No enabled sources to crawl.")
             return
         progress = None

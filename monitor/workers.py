@@ -25,22 +25,35 @@ from monitor.errors import ParseError
 
 # Workers never fork the crawl process: a forked worker would carry a copy of everything the crawl
 # has loaded (Scrapy, the tagging models, the pages in flight), which doubled the crawl's memory.
-# Feeds and sitemaps are parsed by workers started from a fresh interpreter ("spawn"), which need
-# only feedparser: cheap to start, so a crawl with nothing new stays quick. Article pages are
-# extracted by workers forked from a fork server that has imported trafilatura and loaded
-# dateparser's locales once (monitor/warm_worker.py); it starts, in the background, when the
-# crawl first asks for an article page.
-_CONTEXTS = {"parse": multiprocessing.get_context("spawn"),
-             "extract": multiprocessing.get_context("forkserver")}
-_CONTEXTS["extract"].set_forkserver_preload(["monitor.warm_worker"])
-# A worker is replaced after this many tasks, which returns the memory lxml and trafilatura's
-# caches accumulate (a worker grows by about 30 MB over 500 pages). A replacement forked from the
-# warm server costs milliseconds; one spawned for feeds, about a second of imports.
-_TASKS_PER_WORKER = {"parse": 500, "extract": 50}
+# They are forked from a fork server that has imported feedparser and trafilatura and loaded
+# dateparser's locales once (monitor/warm_worker.py), which the crawl starts loading before its
+# own imports (load_worker_server): a worker then starts in milliseconds, where one
+# started from a fresh interpreter ("spawn") took a second of imports as the first feeds arrived.
+# Feeds and sitemaps, and article pages, have a pool each, so that the feed workers can stop while
+# the pages are extracted.
+_SERVER = multiprocessing.get_context("forkserver")
+_SERVER.set_forkserver_preload(["monitor.warm_worker"])
+_CONTEXTS = {"parse": _SERVER, "extract": _SERVER}
+# A worker is replaced after this many tasks, which returns what lxml and trafilatura's caches
+# accumulate: an extraction worker's private memory grows by about 25 MB over its first 100
+# pages, then by a few MB per hundred. A replacement is forked from the warm server in
+# milliseconds, but starts with cold caches (about 0.1 s of CPU over its first pages).
+_TASKS_PER_WORKER = {"parse": 500, "extract": 200}
 # Feed and sitemap workers stop after this long with nothing to parse (a crawl reads its listings
-# in its first seconds, then only extracts pages): about 40 MB back while the pages are extracted.
-# A listing that arrives later starts them again, for about half a second of imports.
+# in its first seconds, then only extracts pages): what a big feed made them allocate is given
+# back while the pages are extracted. A listing that arrives later forks them again.
 _PARSE_IDLE_SECONDS = 3.0
+
+
+def load_worker_server() -> None:
+    """Start the workers' fork server loading now, while the crawl starts up (idempotent).
+
+    Its imports and dateparser's locales take about 2 s of one core. The crawl's own start (its
+    config, Scrapy, the first feeds) takes about as long on the other, after which the feeds
+    arrive and wait for the server: loaded side by side, the first article is stored seconds
+    sooner. `WorkerPool.close` (or `stop_worker_server`) stops it, used or not.
+    """
+    multiprocessing.forkserver.ensure_running()
 
 
 def _limit_worker(memory_mb: int) -> None:
@@ -49,8 +62,6 @@ def _limit_worker(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ValueError, OSError):
         pass
-    # Pay the import cost once per worker, not on the first feed (a no-op in extraction workers).
-    import feedparser  # noqa: F401
 
 
 def _parse_feed_task(data: bytes, url: str, content_type: str | None, max_entries: int):
@@ -89,7 +100,7 @@ class WorkerPool:
         self.memory_mb = memory_mb
         # pebble starts a pool's workers at its first task, so a pool nobody uses costs nothing.
         self.pools = {kind: self._new_pool(kind) for kind in _CONTEXTS}
-        self._extract_started: Future | None = None
+        self._started: dict[str, Future] = {}
         self._parsing = 0
         self._parse_idle_timer: asyncio.TimerHandle | None = None
 
@@ -114,6 +125,7 @@ class WorkerPool:
                 self._parse_idle_timer.cancel()
                 self._parse_idle_timer = None
         try:
+            await self._ready(kind)
             return await self._wait(self._schedule(kind, fn, args), url, what)
         finally:
             if kind == "parse":
@@ -127,6 +139,7 @@ class WorkerPool:
         if self._parsing:
             return
         idle, self.pools["parse"] = self.pools["parse"], self._new_pool("parse")
+        self._started.pop("parse", None)
         # Stopping joins pebble's threads: not on the event loop.
         threading.Thread(target=_stop_pool, args=(idle,), name="parse-workers-stop",
                          daemon=True).start()
@@ -151,37 +164,35 @@ class WorkerPool:
     async def parse_sitemap(self, data: bytes, url: str, max_entries: int):
         return await self._run(_sitemap_task, (data, url, max_entries), url, "sitemap")
 
-    def load_extraction_server(self) -> None:
-        """Start the extraction workers' fork server loading now, while the crawl starts up.
-
-        Its imports and dateparser's locales take about 2 s of one core. The crawl's own start
-        (Scrapy, the tagging model, the first feeds) takes about 3 s of the other, after which
-        pages arrive and wait for the server: loaded in parallel, the first article is stored
-        seconds sooner. A crawl that finds nothing new stops the server unused (`close`).
-        """
-        multiprocessing.forkserver.ensure_running()
-
     def start_extraction(self) -> None:
-        """Start the extraction workers in the background, once: the fork server loads for a few
-        seconds, and pebble would start it inside the first `schedule`, on the crawl's event loop
-        (which then stopped fetching for those seconds)."""
-        if self._extract_started is None:
-            self._extract_started = Future()
-            threading.Thread(target=self._start_extract_workers, name="extract-workers-start",
-                             daemon=True).start()
+        """Start the extraction workers in the background, once (see _start)."""
+        self._start("extract")
 
-    def _start_extract_workers(self) -> None:
+    def _start(self, kind: str) -> Future:
+        """Start a pool's workers in a thread, once: until the fork server has loaded (a few
+        seconds, at the start of a crawl), pebble's first `schedule` would wait for it on the
+        crawl's event loop, which then stopped fetching for those seconds."""
+        started = self._started.get(kind)
+        if started is None:
+            started = self._started[kind] = Future()
+            threading.Thread(target=self._start_workers, args=(kind, started),
+                             name=f"{kind}-workers-start", daemon=True).start()
+        return started
+
+    def _start_workers(self, kind: str, started: Future) -> None:
         try:
-            self.pools["extract"].schedule(_ready_task).result(timeout=max(self.timeout, 120))
+            self.pools[kind].schedule(_ready_task).result(timeout=max(self.timeout, 120))
         except Exception:  # noqa: BLE001 - the first real task reports what is wrong
             pass
         finally:
-            self._extract_started.set_result(None)
+            started.set_result(None)
+
+    async def _ready(self, kind: str) -> None:
+        started = self._start(kind)
+        if not started.done():
+            await asyncio.wrap_future(started)
 
     async def extract(self, data: bytes, url: str) -> dict:
-        self.start_extraction()
-        if not self._extract_started.done():
-            await asyncio.wrap_future(self._extract_started)
         return await self._run(_extract_task, (data, url), url, "article page", "extract")
 
     def close(self) -> None:
@@ -189,10 +200,10 @@ class WorkerPool:
             self._parse_idle_timer.cancel()
         for pool in self.pools.values():
             _stop_pool(pool)
-        _stop_extraction_server()
+        stop_worker_server()
 
 
-def _stop_extraction_server() -> None:
+def stop_worker_server() -> None:
     """Stop the fork server once its workers are stopped.
 
     Left alone it exits when the crawl process does, but only once it has finished loading: a

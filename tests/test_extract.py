@@ -55,7 +55,7 @@ def test_the_fork_server_builds_justexts_stoplist_once_for_every_worker():
     pool = WorkerPool(workers=1, timeout=60)
     try:
         pool.start_extraction()
-        pool._extract_started.result(timeout=120)
+        pool._started["extract"].result(timeout=120)
         built = pool.pools["extract"].schedule(_stoplist_state).result(timeout=60)
     finally:
         pool.close()

@@ -42,12 +42,11 @@ def select_sources(config: Config, names: Sequence[str] = ()) -> list[Source]:
 def run_sources(config: Config, sources: Sequence[Source], progress=None,
                 log_level: str = "ERROR") -> list[SourceOutcome]:
     """Crawl the given sources once, in this process; returns one outcome per source."""
-    from monitor.workers import WorkerPool
+    from monitor.workers import WorkerPool, load_worker_server
 
     pool = WorkerPool(config.crawl.extract_workers, config.crawl.parse_timeout,
                       config.crawl.source_memory_mb)
-    if any(source.full_text for source in sources):
-        pool.load_extraction_server()  # before Scrapy's imports, so the two load side by side
+    load_worker_server()  # before Scrapy's imports, so the two load side by side
 
     try:
         from scrapy.crawler import CrawlerProcess
