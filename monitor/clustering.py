@@ -17,7 +17,7 @@ import re
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -1090,31 +1090,6 @@ def _count_stems(db, docs: list[Doc], sign: int) -> None:
         [(stem, sign * n) for stem, n in counts.items()])
 
 
-# Stored fingerprints read recently, by their row (content-addressed, so never stale): the copies
-# and follow-ups of a story are each other's candidates, batch after batch of a crawl.
-_READ: dict[tuple, Doc] = {}
-_READ_MAX = 2000
-
-
-def _candidate(row: tuple, df: DocFreq, weighed: dict[int, tuple[int, Doc]]) -> Doc:
-    """A stored fingerprint as a Doc weighed with `df`, as if read from its row now.
-
-    `weighed` keeps, for one batch, each candidate weighed once: its weights are what df gives
-    again until df's cache is renewed (DocFreq.weights), so it is weighed again only then.
-    """
-    seen = weighed.get(row[0])
-    if seen is not None and seen[0] == df._cached_at:
-        return seen[1]
-    parsed = _READ.get(row)
-    if parsed is None:
-        if len(_READ) >= _READ_MAX:
-            _READ.clear()
-        parsed = _READ[row] = _doc_from_fingerprint(row)
-    doc = replace(parsed, weights=None)
-    weighed[row[0]] = (df._cached_at, doc)
-    return doc
-
-
 def assign_clusters(db, settings, docs: list[Doc]) -> None:
     """Incremental: match each doc against stored fingerprints in the window; merge if it bridges."""
     if not docs:
@@ -1134,7 +1109,6 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
     db.execute(f"UPDATE items SET cluster_id = NULL WHERE id IN ({marks})", ids)
     df = _stored_df(db, {a for d in docs for a in d.anchors if a[0] != "@"})
     touched = set(old)
-    weighed: dict[int, tuple[int, Doc]] = {}
     for doc in sorted(docs, key=lambda d: (d.at or 0.0, d.id)):
         at = doc.at or 0.0
         doc.weigh(df)
@@ -1156,7 +1130,7 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
                 # the copies of one report are most of each other's candidates
                 if row[7] is None or row[7] in linked:
                     continue
-                if same_story(doc, _candidate(row[:7], df, weighed), settings, df):
+                if same_story(doc, _doc_from_fingerprint(row[:7]), settings, df):
                     linked.add(row[7])
         cluster_id = min(linked) if linked else doc.id
         others = linked - {cluster_id}

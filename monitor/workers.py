@@ -33,7 +33,6 @@ from monitor.errors import ParseError
 # the pages are extracted.
 _SERVER = multiprocessing.get_context("forkserver")
 _SERVER.set_forkserver_preload(["monitor.warm_worker"])
-_CONTEXTS = {"parse": _SERVER, "extract": _SERVER}
 # A worker is replaced after this many tasks, which returns what lxml and trafilatura's caches
 # accumulate: an extraction worker's private memory grows by about 25 MB over its first 100
 # pages, then by a few MB per hundred. A replacement is forked from the warm server in
@@ -99,7 +98,7 @@ class WorkerPool:
         self.workers = workers
         self.memory_mb = memory_mb
         # pebble starts a pool's workers at its first task, so a pool nobody uses costs nothing.
-        self.pools = {kind: self._new_pool(kind) for kind in _CONTEXTS}
+        self.pools = {kind: self._new_pool(kind) for kind in _TASKS_PER_WORKER}
         self._started: dict[str, Future] = {}
         self._parsing = 0
         self._parse_idle_timer: asyncio.TimerHandle | None = None
@@ -107,7 +106,7 @@ class WorkerPool:
     def _new_pool(self, kind: str) -> ProcessPool:
         return ProcessPool(max_workers=self.workers, max_tasks=_TASKS_PER_WORKER[kind],
                            initializer=_limit_worker, initargs=(self.memory_mb,),
-                           context=_CONTEXTS[kind])
+                           context=_SERVER)
 
     def _schedule(self, kind: str, fn, args: tuple):
         try:
