@@ -36,8 +36,10 @@ _SERVER.set_forkserver_preload(["monitor.warm_worker"])
 # A worker is replaced after this many tasks, which returns what lxml and trafilatura's caches
 # accumulate: an extraction worker's private memory grows by about 25 MB over its first 100
 # pages, then by a few MB per hundred. A replacement is forked from the warm server in
-# milliseconds, but starts with cold caches (about 0.1 s of CPU over its first pages).
-_TASKS_PER_WORKER = {"parse": 500, "extract": 200}
+# milliseconds, but starts with cold caches (about 0.1 s of CPU over its first pages), and a
+# per-second CPU timeline of a 2,000-page crawl showed both cores half idle for about half a
+# second at each replacement: 500 pages is one replacement per worker in such a crawl.
+_TASKS_PER_WORKER = {"parse": 500, "extract": 500}
 # Feed and sitemap workers stop after this long with nothing to parse (a crawl reads its listings
 # in its first seconds, then only extracts pages): what a big feed made them allocate is given
 # back while the pages are extracted. A listing that arrives later forks them again.
