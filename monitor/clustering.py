@@ -15,7 +15,7 @@ import math
 import operator
 import re
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -960,73 +960,161 @@ def _link(docs: list[Doc], settings, background: DocFreq | None = None,
           ) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
     """link_docs, also returning the candidate keys of the docs dated from `keys_since` on (or
     undated), as keys_of gives them in time order, and the final document frequencies."""
-    kept: dict[int, list[int]] = {}
-    order = sorted(docs, key=lambda d: (d.at or 0.0, d.id))
-    df = DocFreq(dict(background.counts), background.n) if background else DocFreq()
-    postings: dict[int, list[int]] = {}
-    by_pos = order
-    window = settings.cluster_window_days
-    ats = [d.at or 0.0 for d in order]
-    sigs = np.stack([d.text_sig for d in order]) if order else None
-    bands = band_keys(sigs) if order else []
-    # union-find over positions (a list is faster than _UnionFind's dict; the same roots)
-    parent = list(range(len(order)))
+    linker = Linker(settings, background, keys_since=keys_since, capacity=len(docs))
+    linker.add(docs)
+    return linker.result()
 
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
 
-    for pos, doc in enumerate(order):
-        doc.weigh(df)
-        at = ats[pos]
-        # every key's latest postings, in key order, then counted at once (a Counter keeps
-        # first-seen order, so ties rank as they did when counted one by one)
-        seen: list[int] = []
-        extend = seen.extend
-        keys = keys_of(doc, df, bands[pos])
-        if keys_since is not None and (doc.at is None or doc.at >= keys_since):
-            kept[doc.id] = keys
-        for key in keys:
-            plist = postings.get(key)
-            if plist is None:
-                postings[key] = [pos]
-                continue
-            # drop postings that fell out of the window (docs arrive in time order)
-            if len(plist) > 40:
-                del plist[:-20]  # only the latest postings are looked at
-            if plist and at - ats[plist[0]] > window:
-                cut = 1
-                while cut < len(plist) and at - ats[plist[cut]] > window:
-                    cut += 1
-                del plist[:cut]
-            extend(plist if len(plist) <= 20 else plist[-20:])
-            plist.append(pos)
-        if seen:
-            counts = Counter(seen)
-            # sorted is stable: equal counts keep first-seen order (as heapq.nlargest does)
-            candidates = sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]
-            sims = np.count_nonzero(sigs[candidates] == sigs[pos], axis=1).tolist()
-            root = find(pos)
-            for other, same in zip(candidates, sims, strict=True):
-                # a candidate already in this doc's cluster needs no test (a union changes nothing)
-                other_root = find(other)
-                if other_root != root and same_story(doc, by_pos[other], settings, df,
-                                                     same / NUM_PERM):
-                    parent[max(root, other_root)] = root = min(root, other_root)
-        df.add(doc)
-    members: dict[int, list[int]] = defaultdict(list)
-    for pos in range(len(order)):
-        members[find(pos)].append(pos)
-    out = {}
-    for positions in members.values():
-        ids = [order[p].id for p in sorted(positions)]
-        for i in ids:
-            out[i] = ids
-    return out, kept, df
+def _link_order(doc: Doc) -> tuple[float, int]:
+    return (doc.at or 0.0, doc.id)
+
+
+class Linker:
+    """Story linking fed in time order, a batch at a time: `monitor retag` links each batch while
+    its workers tag the next ones, instead of linking the whole archive once they are done.
+
+    Docs are linked in (date, id) order, each against the earlier ones of its window, with the
+    document frequencies of the docs before it; so docs fed in batches, each later than the last,
+    are linked exactly as all of them at once. A batch that is not later than what was fed stops
+    the linker (`add` returns False): the caller links everything at once instead.
+
+    Candidate keys are kept for the docs dated from `keys_since` on, or, with `keys_within`, for
+    those within that many days of the newest doc (pruned as the docs arrive); undated docs always.
+    """
+
+    def __init__(self, settings, background: DocFreq | None = None, *,
+                 keys_since: float | None = None, keys_within: float | None = None,
+                 capacity: int = 1024):
+        self.settings = settings
+        self.df = DocFreq(dict(background.counts), background.n) if background else DocFreq()
+        self.postings: dict[int, list[int]] = {}
+        self.order: list[Doc] = []
+        self.ats: list[float] = []
+        self.sigs = np.empty((max(capacity, 1), NUM_PERM), dtype=np.uint32)
+        # union-find over positions (a list is faster than _UnionFind's dict; the same roots)
+        self.parent: list[int] = []
+        self.keys_since = keys_since
+        self.keys_within = keys_within
+        self.kept: dict[int, list[int]] = {}
+        self._kept_dated: deque[tuple[float, int]] = deque()
+        self.latest: float | None = None
+        self.in_order = True
+
+    def add(self, docs: list[Doc]) -> bool:
+        """Link `docs` (in any order among themselves) after those fed before; False, linking
+        nothing more, if one of them comes before a doc already linked."""
+        if not self.in_order:
+            return False
+        docs = sorted(docs, key=_link_order)
+        if not docs:
+            return True
+        if self.order and _link_order(docs[0]) <= _link_order(self.order[-1]):
+            self.in_order = False
+            return False
+        first = len(self.order)
+        count = first + len(docs)
+        if count > len(self.sigs):
+            grown = np.empty((max(count, 2 * len(self.sigs)), NUM_PERM), dtype=np.uint32)
+            grown[:first] = self.sigs[:first]
+            self.sigs = grown
+        sigs = self.sigs
+        sigs[first:count] = np.stack([d.text_sig for d in docs])
+        bands = band_keys(sigs[first:count])
+        self.order.extend(docs)
+        ats = self.ats
+        ats.extend(d.at or 0.0 for d in docs)
+        parent = self.parent
+        parent.extend(range(first, count))
+        by_pos, df, postings, settings = self.order, self.df, self.postings, self.settings
+        window = settings.cluster_window_days
+        keys_since = self.keys_since
+        keep = keys_since is not None or self.keys_within is not None
+
+        def find(x: int) -> int:
+            root = x
+            while parent[root] != root:
+                root = parent[root]
+            while parent[x] != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        for pos in range(first, count):
+            doc = by_pos[pos]
+            doc.weigh(df)
+            at = ats[pos]
+            # every key's latest postings, in key order, then counted at once (a Counter keeps
+            # first-seen order, so ties rank as they did when counted one by one)
+            seen: list[int] = []
+            extend = seen.extend
+            keys = keys_of(doc, df, bands[pos - first])
+            if keep:
+                if doc.at is None:
+                    self.kept[doc.id] = keys
+                elif keys_since is None or doc.at >= keys_since:
+                    self.kept[doc.id] = keys
+                    self._kept_dated.append((doc.at, doc.id))
+            for key in keys:
+                plist = postings.get(key)
+                if plist is None:
+                    postings[key] = [pos]
+                    continue
+                # drop postings that fell out of the window (docs arrive in time order)
+                if len(plist) > 40:
+                    del plist[:-20]  # only the latest postings are looked at
+                if plist and at - ats[plist[0]] > window:
+                    cut = 1
+                    while cut < len(plist) and at - ats[plist[cut]] > window:
+                        cut += 1
+                    del plist[:cut]
+                extend(plist if len(plist) <= 20 else plist[-20:])
+                plist.append(pos)
+            if seen:
+                counts = Counter(seen)
+                # sorted is stable: equal counts keep first-seen order (as heapq.nlargest does)
+                candidates = sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]
+                sims = np.count_nonzero(sigs[candidates] == sigs[pos], axis=1).tolist()
+                root = find(pos)
+                for other, same in zip(candidates, sims, strict=True):
+                    # a candidate already in this doc's cluster needs no test (a union changes
+                    # nothing)
+                    other_root = find(other)
+                    if other_root != root and same_story(doc, by_pos[other], settings, df,
+                                                         same / NUM_PERM):
+                        parent[max(root, other_root)] = root = min(root, other_root)
+            df.add(doc)
+            if doc.at is not None and (self.latest is None or doc.at > self.latest):
+                self.latest = doc.at
+        self._prune_kept()
+        return True
+
+    def _prune_kept(self) -> None:
+        if self.keys_within is None or self.latest is None:
+            return
+        horizon = self.latest - self.keys_within
+        dated = self._kept_dated
+        while dated and dated[0][0] < horizon:
+            self.kept.pop(dated.popleft()[1], None)
+
+    def result(self) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
+        """(doc id -> ids of its cluster's members, founder first; kept candidate keys; the
+        final document frequencies)."""
+        order, parent = self.order, self.parent
+
+        def find(x: int) -> int:
+            root = x
+            while parent[root] != root:
+                root = parent[root]
+            return root
+
+        members: dict[int, list[int]] = defaultdict(list)
+        for pos in range(len(order)):
+            members[find(pos)].append(pos)
+        out = {}
+        for positions in members.values():
+            ids = [order[p].id for p in sorted(positions)]
+            for i in ids:
+                out[i] = ids
+        return out, self.kept, self.df
 
 
 # -- stored clusters ------------------------------------------------------------------------------
@@ -1150,19 +1238,33 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
     _refresh(db, touched)
 
 
+# New items are matched against recent ones only, so only recent items need stored candidate keys
+# (a generous four windows back from the newest item; an item re-processed later gets its own).
+KEYS_WINDOWS = 4
+
+
+def recent_keys_linker(settings, capacity: int = 1024) -> Linker:
+    """A Linker for rebuild_clusters' `linked`: it keeps the keys rebuild_clusters stores."""
+    return Linker(settings, keys_within=KEYS_WINDOWS * settings.cluster_window_days,
+                  capacity=capacity)
+
+
 def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | None = None,
-                     stamps: dict[int, str | None] | None = None) -> tuple[int, int]:
+                     stamps: dict[int, str | None] | None = None,
+                     linked: Linker | None = None) -> tuple[int, int]:
     """Bulk: recluster every doc from scratch (monitor retag); (clusters, multi-item clusters).
 
     The tables end as if they were emptied and refilled, but only rows that differ are written:
     a retag after a small taxonomy change moves few items. `stored` (stored_fingerprint_rows)
-    and `stamps` (item id -> coalesce(published, fetched_at)) spare reading them again.
+    and `stamps` (item id -> coalesce(published, fetched_at)) spare reading them again; `linked`,
+    a Linker (made by recent_keys_linker) that was fed exactly `docs`, spares linking them.
     """
-    # New items are matched against recent ones only, so only recent items need candidate keys
-    # (a generous four windows back from the newest item; an item re-processed later gets its own).
-    latest = max((d.at for d in docs if d.at is not None), default=0.0)
-    horizon = latest - 4 * settings.cluster_window_days
-    members, recent_keys, df = _link(docs, settings, keys_since=horizon)
+    if linked is not None and linked.in_order and len(linked.order) == len(docs):
+        members, recent_keys, df = linked.result()
+    else:
+        latest = max((d.at for d in docs if d.at is not None), default=0.0)
+        members, recent_keys, df = _link(docs, settings, keys_since=latest - KEYS_WINDOWS
+                                         * settings.cluster_window_days)
     ids = {d.id for d in docs}
 
     # fingerprints

@@ -698,7 +698,11 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
 
     started = time.perf_counter()
     stats = RetagStats()
-    ids = [r[0] for r in db.execute("SELECT id FROM items ORDER BY id").fetchall()]
+    # In (date, id) order, the order stories are linked in: each batch is linked as it arrives,
+    # while the workers tag the next ones (a batch out of that order, say a date stored in
+    # another format, makes the linking wait for all of them, with the same result).
+    ids = [r[0] for r in db.execute(
+        "SELECT id FROM items ORDER BY coalesce(published, fetched_at), id").fetchall()]
     total = len(ids)
     now = now_iso()
     docs = []
@@ -706,6 +710,7 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
     database = db.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
     processes = parallel.processes_for(total, processes) if database else 1
     stored = clustering.stored_fingerprint_rows(db)
+    linker = clustering.recent_keys_linker(config.taxonomy.settings, capacity=total)
     batches = (ids[start:start + batch] for start in range(0, total, batch))
     for verdicts, tag_rows, batch_docs, batch_stamps, relevant, tags in parallel.ordered_map(
             _retag_batch, batches, state=(config, redetect_language, db, stored),
@@ -720,12 +725,13 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
         stats.tags += tags
         stamps.update(batch_stamps)
         docs.extend(batch_docs)
+        linker.add(batch_docs)
         stats.items += len(batch_stamps)
         if progress:
             progress(stats.items, total)
     with transaction(db):
         stats.clusters, stats.multi_item_clusters = clustering.rebuild_clusters(
-            db, config.taxonomy.settings, docs, stored=stored, stamps=stamps)
+            db, config.taxonomy.settings, docs, stored=stored, stamps=stamps, linked=linker)
     stats.seconds = time.perf_counter() - started
     return stats
 
