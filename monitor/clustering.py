@@ -956,13 +956,24 @@ def link_docs(docs: list[Doc], settings, background: DocFreq | None = None) -> d
 
 
 def _link(docs: list[Doc], settings, background: DocFreq | None = None,
-          keys_since: float | None = None
+          keys_within: float | None = None
           ) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
-    """link_docs, also returning the candidate keys of the docs dated from `keys_since` on (or
-    undated), as keys_of gives them in time order, and the final document frequencies."""
-    linker = Linker(settings, background, keys_since=keys_since, capacity=len(docs))
+    """link_docs, also returning the candidate keys of the docs dated within `keys_within` days
+    of the newest (and of the undated), as keys_of gives them in time order, and the final
+    document frequencies."""
+    linker = Linker(settings, background, keys_within=keys_within, capacity=len(docs))
     linker.add(docs)
     return linker.result()
+
+
+def _root(parent: list[int], x: int) -> int:
+    """Union-find over positions (a list is faster than _UnionFind's dict; the same roots)."""
+    root = x
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:
+        parent[x], x = root, parent[x]
+    return root
 
 
 def _link_order(doc: Doc) -> tuple[float, int]:
@@ -976,28 +987,25 @@ class Linker:
     Docs are linked in (date, id) order, each against the earlier ones of its window, with the
     document frequencies of the docs before it; so docs fed in batches, each later than the last,
     are linked exactly as all of them at once. A batch that is not later than what was fed stops
-    the linker (`add` returns False): the caller links everything at once instead.
+    the linker (`add` returns False) and drops what it holds: the caller links everything at once
+    instead.
 
-    Candidate keys are kept for the docs dated from `keys_since` on, or, with `keys_within`, for
-    those within that many days of the newest doc (pruned as the docs arrive); undated docs always.
+    With `keys_within`, the candidate keys of the docs dated within that many days of the newest
+    (pruned as the docs arrive), and of the undated docs, are kept for `result`.
     """
 
     def __init__(self, settings, background: DocFreq | None = None, *,
-                 keys_since: float | None = None, keys_within: float | None = None,
-                 capacity: int = 1024):
+                 keys_within: float | None = None, capacity: int = 1024):
         self.settings = settings
         self.df = DocFreq(dict(background.counts), background.n) if background else DocFreq()
         self.postings: dict[int, list[int]] = {}
         self.order: list[Doc] = []
         self.ats: list[float] = []
         self.sigs = np.empty((max(capacity, 1), NUM_PERM), dtype=np.uint32)
-        # union-find over positions (a list is faster than _UnionFind's dict; the same roots)
-        self.parent: list[int] = []
-        self.keys_since = keys_since
+        self.parent: list[int] = []  # union-find over positions (_root)
         self.keys_within = keys_within
         self.kept: dict[int, list[int]] = {}
         self._kept_dated: deque[tuple[float, int]] = deque()
-        self.latest: float | None = None
         self.in_order = True
 
     def add(self, docs: list[Doc]) -> bool:
@@ -1009,7 +1017,11 @@ class Linker:
         if not docs:
             return True
         if self.order and _link_order(docs[0]) <= _link_order(self.order[-1]):
+            # the caller links everything again: what was linked so far is of no more use
             self.in_order = False
+            self.order, self.ats, self.parent, self.postings, self.kept = [], [], [], {}, {}
+            self.sigs = np.empty((0, NUM_PERM), dtype=np.uint32)
+            self._kept_dated.clear()
             return False
         first = len(self.order)
         count = first + len(docs)
@@ -1027,16 +1039,7 @@ class Linker:
         parent.extend(range(first, count))
         by_pos, df, postings, settings = self.order, self.df, self.postings, self.settings
         window = settings.cluster_window_days
-        keys_since = self.keys_since
-        keep = keys_since is not None or self.keys_within is not None
-
-        def find(x: int) -> int:
-            root = x
-            while parent[root] != root:
-                root = parent[root]
-            while parent[x] != root:
-                parent[x], x = root, parent[x]
-            return root
+        keep, kept, kept_dated = self.keys_within is not None, self.kept, self._kept_dated
 
         for pos in range(first, count):
             doc = by_pos[pos]
@@ -1048,11 +1051,9 @@ class Linker:
             extend = seen.extend
             keys = keys_of(doc, df, bands[pos - first])
             if keep:
-                if doc.at is None:
-                    self.kept[doc.id] = keys
-                elif keys_since is None or doc.at >= keys_since:
-                    self.kept[doc.id] = keys
-                    self._kept_dated.append((doc.at, doc.id))
+                kept[doc.id] = keys
+                if doc.at is not None:
+                    kept_dated.append((doc.at, doc.id))
             for key in keys:
                 plist = postings.get(key)
                 if plist is None:
@@ -1073,42 +1074,28 @@ class Linker:
                 # sorted is stable: equal counts keep first-seen order (as heapq.nlargest does)
                 candidates = sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]
                 sims = np.count_nonzero(sigs[candidates] == sigs[pos], axis=1).tolist()
-                root = find(pos)
+                root = _root(parent, pos)
                 for other, same in zip(candidates, sims, strict=True):
                     # a candidate already in this doc's cluster needs no test (a union changes
                     # nothing)
-                    other_root = find(other)
+                    other_root = _root(parent, other)
                     if other_root != root and same_story(doc, by_pos[other], settings, df,
                                                          same / NUM_PERM):
                         parent[max(root, other_root)] = root = min(root, other_root)
             df.add(doc)
-            if doc.at is not None and (self.latest is None or doc.at > self.latest):
-                self.latest = doc.at
-        self._prune_kept()
+        if keep and docs[-1].at is not None:  # undated docs sort first: the last is the newest
+            horizon = docs[-1].at - self.keys_within
+            while kept_dated and kept_dated[0][0] < horizon:
+                kept.pop(kept_dated.popleft()[1], None)
         return True
-
-    def _prune_kept(self) -> None:
-        if self.keys_within is None or self.latest is None:
-            return
-        horizon = self.latest - self.keys_within
-        dated = self._kept_dated
-        while dated and dated[0][0] < horizon:
-            self.kept.pop(dated.popleft()[1], None)
 
     def result(self) -> tuple[dict[int, list[int]], dict[int, list[int]], DocFreq]:
         """(doc id -> ids of its cluster's members, founder first; kept candidate keys; the
         final document frequencies)."""
         order, parent = self.order, self.parent
-
-        def find(x: int) -> int:
-            root = x
-            while parent[root] != root:
-                root = parent[root]
-            return root
-
         members: dict[int, list[int]] = defaultdict(list)
         for pos in range(len(order)):
-            members[find(pos)].append(pos)
+            members[_root(parent, pos)].append(pos)
         out = {}
         for positions in members.values():
             ids = [order[p].id for p in sorted(positions)]
@@ -1262,9 +1249,8 @@ def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | N
     if linked is not None and linked.in_order and len(linked.order) == len(docs):
         members, recent_keys, df = linked.result()
     else:
-        latest = max((d.at for d in docs if d.at is not None), default=0.0)
-        members, recent_keys, df = _link(docs, settings, keys_since=latest - KEYS_WINDOWS
-                                         * settings.cluster_window_days)
+        members, recent_keys, df = _link(docs, settings,
+                                         keys_within=KEYS_WINDOWS * settings.cluster_window_days)
     ids = {d.id for d in docs}
 
     # fingerprints

@@ -180,7 +180,7 @@ def test_stories_linked_batch_by_batch_are_those_linked_at_once(shipped):
     assert not linker.add([docs[0]]) and not linker.in_order
 
 
-def test_a_retag_in_small_batches_clusters_as_one_in_a_single_batch(db, config, tmp_path):
+def test_a_retag_in_small_batches_clusters_as_one_in_a_single_batch(db, config):
     rows = [dict(r, key=f"k{i}", day=8 + i % 5) for i, r in enumerate(_cluster_rows()[:60])]
     ids = _store(db, rows)
     # a date stored with a leading space sorts first in SQL, though it is among the latest: the
