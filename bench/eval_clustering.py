@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor import clustering  # noqa: E402
+from monitor import cluster_eval, clustering  # noqa: E402
 from monitor.config import load_config  # noqa: E402
 from monitor.tagging import matcher_for  # noqa: E402
 
@@ -29,7 +29,7 @@ SETS = [("dev (tuned on)", "clusters.jsonl", "dev"), ("test (tuned on)", "cluste
         ("holdout2 (tuned on)", "clusters_holdout2.jsonl", None),
         ("holdout3 (tuned on)", "clusters_holdout3.jsonl", None),
         ("holdout4 (tuned on)", "clusters_holdout4.jsonl", None),
-        ("holdout5 (held out)", "clusters_holdout5.jsonl", None)]
+        ("holdout5 (tuned on)", "clusters_holdout5.jsonl", None)]
 
 
 # Real items of the tagging sets (their text only: no story labels) weigh the words as an archive
@@ -56,14 +56,14 @@ def main(verbose: bool) -> None:
     config = load_config(ROOT / "config.toml")
     matcher = matcher_for(config.taxonomy)
     settings = config.taxonomy.settings
-    background = clustering.background_of(background_rows(), matcher)
+    background = cluster_eval.background_of(background_rows(), matcher)
     print(f"document frequencies from {background.n} other labelled items "
           f"({', '.join(BACKGROUND)}) plus each set's own")
     print(f"{'set':<20} {'items':>5} {'clusters':>8} {'purity':>7} {'pairs':>5} {'recall':>7} "
           f"{'in-window pairs':>15} {'recall':>7}")
     for label, name, split in SETS:
         rows = rows_of(name, split)
-        r = clustering.evaluate_labelled(rows, matcher, settings, background)
+        r = cluster_eval.evaluate_labelled(rows, matcher, settings, background)
         print(f"{label:<20} {r['items']:5d} {r['clusters']:8d} {r['purity']:7.3f} {r['pairs']:5d} "
               f"{r['pair_recall']:7.3f} {r['window_pairs']:15d} {r['window_pair_recall']:7.3f}")
         if not verbose:

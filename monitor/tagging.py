@@ -655,7 +655,7 @@ def _changed(db, tagged: list[tuple[dict, TagResult]]
 
 def process_items(db, config, item_ids: list[int]) -> None:
     """Language, relevance, tags and story cluster for freshly stored items (one transaction)."""
-    from monitor import clustering
+    from monitor import cluster_store, clustering
     from monitor.store import now_iso, transaction
 
     item_ids = sorted({int(i) for i in item_ids})
@@ -666,7 +666,7 @@ def process_items(db, config, item_ids: list[int]) -> None:
     docs = clustering.docs_from_rows(tagged)
     with transaction(db):
         _write_tags(db, _verdicts(tagged), now_iso(), _tag_rows_of(tagged))
-        clustering.assign_clusters(db, config.taxonomy.settings, docs)
+        cluster_store.assign_clusters(db, config.taxonomy.settings, docs)
 
 
 @dataclass
@@ -693,7 +693,7 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
     """
     import time
 
-    from monitor import clustering, parallel
+    from monitor import cluster_store, parallel
     from monitor.store import now_iso, transaction
 
     started = time.perf_counter()
@@ -709,8 +709,8 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
     stamps: dict[int, str | None] = {}
     database = db.execute("PRAGMA database_list").fetchone()[2]  # "" for an in-memory database
     processes = parallel.processes_for(total, processes) if database else 1
-    stored = clustering.stored_fingerprint_rows(db)
-    linker = clustering.recent_keys_linker(config.taxonomy.settings, capacity=total)
+    stored = cluster_store.stored_fingerprint_rows(db)
+    linker = cluster_store.recent_keys_linker(config.taxonomy.settings, capacity=total)
     batches = (ids[start:start + batch] for start in range(0, total, batch))
     for verdicts, tag_rows, batch_docs, batch_stamps, relevant, tags in parallel.ordered_map(
             _retag_batch, batches, state=(config, redetect_language, db, stored),
@@ -730,7 +730,7 @@ def retag_all(db, config, progress: Callable[[int, int], None] | None = None,
         if progress:
             progress(stats.items, total)
     with transaction(db):
-        stats.clusters, stats.multi_item_clusters = clustering.rebuild_clusters(
+        stats.clusters, stats.multi_item_clusters = cluster_store.rebuild_clusters(
             db, config.taxonomy.settings, docs, stored=stored, stamps=stamps, linked=linker)
     stats.seconds = time.perf_counter() - started
     return stats
@@ -761,14 +761,14 @@ def _retag_batch(state: tuple, ids: list[int]) -> tuple:
     """One batch of a retag: its items read, tagged and compared with what is stored. Returns
     what changed (verdicts and item_tags rows), the story docs (from the stored fingerprints where
     the text is unchanged), each item's date, and the batch's relevant and tag counts."""
-    from monitor import clustering
+    from monitor import cluster_store, clustering
 
     config, redetect_language, db, stored = state
     rows = _load(db, config, ids)
     tagged = _tag_rows(config, rows, redetect=redetect_language)
     changed, tag_rows = _changed(db, tagged)
-    known = (clustering.fingerprints_of(stored, ids) if stored is not None
-             else clustering.stored_fingerprints(db, ids))
+    known = (cluster_store.fingerprints_of(stored, ids) if stored is not None
+             else cluster_store.stored_fingerprints(db, ids))
     return (_verdicts(changed), {row["id"]: tag_rows[row["id"]] for row, _ in changed},
             clustering.docs_from_rows(tagged, known),
             {row["id"]: row["published"] or row["fetched_at"] for row in rows},
@@ -777,7 +777,7 @@ def _retag_batch(state: tuple, ids: list[int]) -> tuple:
 
 def explain(db, config, item_id: int) -> dict | None:
     """What the desk shows for one item: stored tags with evidence, relevance, and its cluster."""
-    from monitor import clustering
+    from monitor import cluster_store
 
     rows = _load(db, config, [item_id])
     if not rows:
@@ -807,5 +807,5 @@ def explain(db, config, item_id: int) -> dict | None:
         "tags": tags,
         "suppressed": live.suppressed,
         "stale": sorted((t.kind, t.slug) for t in live.tags) != sorted((t["kind"], t["tag"]) for t in tags),
-        "cluster": clustering.cluster_info(db, stored[1]) if stored[1] is not None else None,
+        "cluster": cluster_store.cluster_info(db, stored[1]) if stored[1] is not None else None,
     }

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitor import clustering
+from monitor import cluster_eval, clustering, story_facts
 from monitor.config import load_config
 from monitor.language import normalise
 from monitor.store import save_items
@@ -23,7 +23,7 @@ def _rows(name):
 def shipped():
     """The shipped config, and dev.jsonl's texts weighing the words as an archive would."""
     config = load_config(ROOT / "config.toml")
-    return config, clustering.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
+    return config, cluster_eval.background_of(_rows("dev.jsonl"), matcher_for(config.taxonomy))
 
 
 def _cluster_rows(split="dev"):
@@ -39,8 +39,8 @@ def _report(rows):
            for r in _rows(name)}
     others = [r for name in ("dev.jsonl", "test.jsonl", "test2.jsonl") for r in _rows(name)
               if r["title"] not in own]
-    return clustering.evaluate_labelled(rows, matcher, config.taxonomy.settings,
-                                        clustering.background_of(others, matcher))
+    return cluster_eval.evaluate_labelled(rows, matcher, config.taxonomy.settings,
+                                        cluster_eval.background_of(others, matcher))
 
 
 def test_labelled_stories_cluster_with_high_purity():
@@ -77,7 +77,7 @@ def test_reports_of_one_incident_in_many_languages_are_found_and_compared():
 
 def test_numbers_are_read_in_figures_and_words():
     def numbers(text):
-        return clustering.numbers_of(normalise(text).split())
+        return story_facts.numbers_of(normalise(text).split())
 
     assert numbers("Forty-one migrants") == numbers("quarante et un migrants") == {"41"}
     assert numbers("murieron doce migrantes") == numbers("12 dead") == {"12"}
@@ -95,7 +95,7 @@ def test_names_match_across_scripts_and_transliterations():
 
 def test_evaluate_clusters_counts_purity_and_pairs():
     members = {1: [1, 2], 2: [1, 2], 3: [3], 4: [4]}
-    report = clustering.evaluate_clusters({1: "a", 2: "b", 3: "a", 4: "c"}, members)
+    report = cluster_eval.evaluate_clusters({1: "a", 2: "b", 3: "a", 4: "c"}, members)
     assert report["purity"] == 0.75
     assert report["pairs"] == 1 and report["pair_recall"] == 0.0
 
@@ -179,9 +179,9 @@ def test_stories_linked_batch_by_batch_are_those_linked_at_once(shipped):
     matcher = matcher_for(config.taxonomy)
     rows = _cluster_rows("dev") + _cluster_rows("test")
     settings = config.taxonomy.settings
-    at_once = clustering.link_docs(clustering.labelled_docs(rows, matcher), settings, background)
+    at_once = clustering.link_docs(cluster_eval.labelled_docs(rows, matcher), settings, background)
     assert any(len(ids) > 2 for ids in at_once.values())  # there are stories to get wrong
-    docs = sorted(clustering.labelled_docs(rows, matcher), key=lambda d: (d.at or 0.0, d.id))
+    docs = sorted(cluster_eval.labelled_docs(rows, matcher), key=lambda d: (d.at or 0.0, d.id))
     linker = clustering.Linker(settings, background, capacity=4)  # its arrays grow as it goes
     for start in range(0, len(docs), 37):
         batch = docs[start:start + 37]
@@ -241,17 +241,17 @@ def test_fingerprints_of_an_older_version_are_made_again_by_a_retag(db, config):
 
 def test_tolls_and_dates_that_contradict_tell_two_wrecks_apart():
     def facts(text):
-        return clustering.facts_of(normalise(text).split())
+        return story_facts.facts_of(normalise(text).split())
 
     first = facts("Quatre migrants sont morts noyés dans la nuit de jeudi 11 à vendredi 12 juillet")
     week_later = facts("Un migrant est mort dans la nuit du 18 au 19 juillet, 85 ont été sauvés")
     same_wreck = facts("Four migrants died off Boulogne-sur-Mer on 12 July, 56 were rescued")
     assert first.dates == {"07-11", "07-12"} and "12" not in first.numbers
-    assert clustering.conflicts_with(first, week_later, days_apart=7)
-    assert not clustering.conflicts_with(first, same_wreck, days_apart=0)
+    assert story_facts.conflicts_with(first, week_later, days_apart=7)
+    assert not story_facts.conflicts_with(first, same_wreck, days_apart=0)
     # a toll revised the next day (78, then 79 dead) is the same wreck; 30 missing, then 41 dead is not
-    assert not clustering.conflicts_with(facts("at least 78 dead"), facts("79 νεκροί"), days_apart=1)
-    assert clustering.conflicts_with(facts("una trentina di persone disperse"), facts("41 Tote"),
+    assert not story_facts.conflicts_with(facts("at least 78 dead"), facts("79 νεκροί"), days_apart=1)
+    assert story_facts.conflicts_with(facts("una trentina di persone disperse"), facts("41 Tote"),
                                      days_apart=3)
 
 
@@ -286,7 +286,7 @@ def test_a_toll_that_grows_by_the_next_day_is_one_wreck_one_that_falls_is_anothe
         3, "Un migrante muere al volcar una patera en Órzola, Lanzarote",
         "Un migrante ha muerto al volcar otra patera en Órzola (Lanzarote) este jueves.", "",
         published="2020-11-26T10:00:00Z", **concepts)
-    assert clustering.conflicts_with(next_day.facts, night.facts, days_apart=-0.6) is False
+    assert story_facts.conflicts_with(next_day.facts, night.facts, days_apart=-0.6) is False
     members = clustering.link_docs([night, next_day, fewer_later], config.taxonomy.settings,
                                    background)
     assert members[1] == members[2] == [1, 2]
