@@ -110,3 +110,16 @@ def test_check_config_prints_the_sentence_and_exits_non_zero(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "regions.c.within" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_taxonomy_table_of_the_shipped_config_is_between_its_markers():
+    # docs/taxonomy.md tells editors the rules live between the two markers; a rule after the
+    # end marker still loads, but an editor (or a tool) taking the block would lose it
+    text = (ROOT / "config.toml").read_text(encoding="utf-8")
+    before, inside = text.split("# BEGIN TAXONOMY", 1)
+    inside, after = inside.split("# END TAXONOMY", 1)
+    for outside in (before, after):
+        headers = [line for line in outside.splitlines()
+                   if line.lstrip().startswith("[") and ("regions" in line or "topics" in line)]
+        assert headers == []
+    assert "[topics.arrivals]" in inside and "[regions.eu]" in inside
