@@ -22,6 +22,10 @@ from monitor.clustering import (
 )
 from monitor.story_facts import NO_FACTS
 
+# Marks the stored anchors of an item without a published date (Doc.dated); stored anchors made
+# before it was kept read as dated, as they were linked then, until a retag stores them again.
+UNDATED = "%undated"
+
 
 def stored_fingerprints(db, item_ids: list[int]) -> dict[int, tuple[np.ndarray, frozenset[str]]]:
     """item id -> (text signature, lede stems) of its stored fingerprint: what depends on the text
@@ -43,7 +47,7 @@ def _stems_of_anchors(anchors: str) -> frozenset[str] | None:
     parts = anchors.split("\x1f") if anchors else [""]
     if parts[0] != ANCHORS_VERSION:
         return None
-    return frozenset(a for a in parts[1:] if a and a[0] != "@")
+    return frozenset(a for a in parts[1:] if a and a[0] not in "@%")
 
 
 _FINGERPRINT_SQL = """SELECT item_id, at, complete, relevant, text_sig, anchors, regions
@@ -73,14 +77,17 @@ def fingerprints_of(rows: dict[int, tuple], item_ids: Iterable[int]
 
 def _fingerprint_row(doc: Doc) -> tuple:
     return (doc.id, doc.at or 0.0, int(doc.complete), int(doc.relevant), doc.text_sig.tobytes(),
-            "\x1f".join([ANCHORS_VERSION, *sorted(doc.anchors), *(doc.facts or NO_FACTS).strings()]),
+            "\x1f".join([ANCHORS_VERSION, *([] if doc.dated else [UNDATED]), *sorted(doc.anchors),
+                        *(doc.facts or NO_FACTS).strings()]),
             "\x1f".join(sorted(doc.regions)))
 
 
 def _doc_from_fingerprint(row) -> Doc:
     item_id, at, complete, relevant, sig, anchors, regions = row
-    stems, facts = split_facts(a for a in anchors.split("\x1f") if a and a[0] != "%")
+    parts = anchors.split("\x1f")
+    stems, facts = split_facts(a for a in parts if a and a[0] != "%")
     return Doc(id=item_id, at=at, complete=bool(complete), relevant=bool(relevant),
+               dated=UNDATED not in parts,
                text_sig=np.frombuffer(sig, dtype=np.uint32), anchors=stems,
                regions=frozenset(regions.split("\x1f")) if regions else frozenset(), facts=facts)
 

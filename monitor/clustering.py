@@ -113,6 +113,8 @@ class Doc:
 
     names: frozenset[str] | None = None  # its name keys and numbers (what translation keeps)
     neutral: float = 0.0  # their weight
+    # False when `at` is only the day it was fetched: no date says when its event happened
+    dated: bool = True
 
     def weigh(self, df: DocFreq) -> None:
         self.weights = df.weights(self.anchors)
@@ -291,6 +293,7 @@ def _unsigned_doc(item_id: int, title: str, summary: str, text: str, published: 
         anchors |= {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
     at = _days(published) or _days(fetched_at)
     doc = Doc(id=item_id, at=at, complete=complete, relevant=relevant, text_sig=_EMPTY_SIG,
+              dated=_days(published) is not None,
               anchors=frozenset(anchors), regions=frozenset(regions) if relevant else frozenset(),
               facts=facts)
     return doc, shingle_hashes(words)
@@ -365,9 +368,11 @@ def docs_from_rows(tagged: Iterable[tuple[dict, object]],
         anchors, facts = split_facts(stored_anchors)
         if result.relevant:
             anchors = anchors | {f"@region:{r}" for r in regions} | {f"@topic:{t}" for t in topics}
-        at = _days(row.get("published")) or _days(row.get("fetched_at"))
-        docs.append(Doc(id=row["id"], at=at, complete=complete, relevant=result.relevant, text_sig=sig, anchors=anchors,
-                        regions=regions if result.relevant else frozenset(), facts=facts))
+        published = _days(row.get("published"))
+        docs.append(Doc(id=row["id"], at=published or _days(row.get("fetched_at")), complete=complete,
+                        relevant=result.relevant, text_sig=sig, anchors=anchors,
+                        regions=regions if result.relevant else frozenset(), facts=facts,
+                        dated=published is not None))
     docs.extend(_sign(parts))
     return docs
 
@@ -521,8 +526,11 @@ def same_story(a: Doc, b: Doc, settings, df: DocFreq, text_sim: float | None = N
         text_sim = text_similarity(a, b)
     if text_sim >= settings.cluster_text_similarity:
         return True
-    if a.at is None or b.at is None:
-        return False  # without both dates only the same text, not the same story, can be told
+    if a.at is None or b.at is None or not (a.dated and b.dated):
+        # without both dates only the same text, not the same story, can be told; nor with the
+        # day an item was fetched: a source's first crawl fetches months of undated items at once,
+        # and a week's worth of one route's news (a vote, a resignation, a deal) became one story
+        return False
     if a.regions and b.regions and not (a.regions & b.regions):
         return False
     if a.facts is not b.facts and conflicts_with(a.facts, b.facts, b.at - a.at):

@@ -373,3 +373,41 @@ def test_the_same_toll_in_two_languages_weighs_more_than_the_same_number(shipped
     # one wreck than the same number counting the dead in one report, the rescued in the other
     assert (clustering.story_similarity(died, french, df)
             >= clustering.story_similarity(rescued, french, df) + 0.02)
+
+
+_GAVDOS_EN = ("Greece rescues 545 migrants off Gavdos amid surge in Libya departures",
+              "Coast guard vessels and a frigate escorted the overcrowded fishing boat, which had "
+              "sailed from Tobruk, to a Cretan port after a night-long operation in rough seas.")
+_GAVDOS_EL = ("Διάσωση 545 μεταναστών νότια της Γαύδου",
+              "Υπό άθλιες συνθήκες εντοπίστηκαν και διασώθηκαν 545 άνθρωποι στα ανοιχτά της "
+              "Γαύδου, σε αλιευτικό σκάφος που είχε αποπλεύσει από το Τομπρούκ.")
+
+
+def test_items_without_a_published_date_join_a_story_only_as_near_duplicates(db, config):
+    # A source's first crawl fetches months of undated items in one day: that day says nothing of
+    # when their events happened (the demo's undated press pages, fetched at once, made one story
+    # of an EU vote, a Frontex resignation and the EU-Tunisia deal).
+    def store(key, title, lede, lang):
+        item = {"url": f"https://news.example/{key}", "url_keys": [f"news.example/{key}"],
+                "source": "news", "title": title, "summary": lede, "text": "",
+                "declared_language": lang, "published": None,
+                "fetched_at": "2025-12-19T20:00:00Z", "full_text": 0}
+        return [i for i, _ in save_items(db, [item])]
+
+    english = store("en", *_GAVDOS_EN, "en")
+    process_items(db, config, english)
+    greek = store("el", *_GAVDOS_EL, "el")
+    process_items(db, config, greek)  # matched against the English one's stored fingerprint
+
+    def clusters():
+        return {r["id"]: r["cluster_id"] for r in db.query("SELECT id, cluster_id FROM items")}
+
+    assert clusters()[english[0]] != clusters()[greek[0]]
+    retag_all(db, config)
+    assert clusters()[english[0]] != clusters()[greek[0]]
+    # with the dates they were published, the same rescue (its place and head count)
+    db.execute("UPDATE items SET published = '2025-12-19T09:00:00Z' WHERE id = ?", english)
+    db.execute("UPDATE items SET published = '2025-12-19T11:00:00Z' WHERE id = ?", greek)
+    db.conn.commit()
+    retag_all(db, config)
+    assert clusters()[english[0]] == clusters()[greek[0]]
