@@ -221,8 +221,8 @@ def rebuild_clusters(db, settings, docs: list[Doc], stored: dict[int, tuple] | N
     if linked is not None and linked.in_order and len(linked.order) == len(docs):
         members, recent_keys, df = linked.result()
     else:
-        members, recent_keys, df = link_with_keys(docs, settings,
-                                         keys_within=KEYS_WINDOWS * settings.cluster_window_days)
+        members, recent_keys, df = link_with_keys(
+            docs, settings, keys_within=KEYS_WINDOWS * settings.cluster_window_days)
     ids = {d.id for d in docs}
 
     # fingerprints

@@ -227,6 +227,6 @@ def _warm_tagging(config: Config) -> None:
         detect_language("Warming up the language model before the first batch is tagged.", None,
                         config.taxonomy.settings.languages)
         tagging.matcher_for(config.taxonomy)
-        from monitor import clustering  # noqa: F401
+        from monitor import cluster_store  # noqa: F401  (and clustering, which it imports)
     except Exception:  # only a head start: the first real tagging call reports any problem
         log.debug("tagging warm-up failed", exc_info=True)
