@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from email.utils import formatdate
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -63,15 +64,24 @@ def corpus_pages() -> list[tuple[str, bytes]]:
     return [(str(f.relative_to(ARTICLES)), gzip.decompress(f.read_bytes())) for f in files]
 
 
+def entry_text(article: dict) -> tuple[str, str]:
+    """A feed entry's headline and lede for a page: its title, and its text's first 300 characters
+    cut at a word."""
+    text = " ".join(article["text"].split())
+    lede = text if len(text) <= 300 else text[:300].rsplit(" ", 1)[0] + "…"
+    return article["title"] or lede[:80], lede
+
+
 # -- the loopback site, in its own process ----------------------------------------------------
 
-def rss(entries: list[tuple[str, str]], title: str) -> bytes:
+def rss(entries: list[tuple[str, str, str]], title: str) -> bytes:
+    """An RSS feed of (link, headline, lede) entries, an hour old and a minute apart."""
     parts = ['<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
              f"<title>{title}</title><link>http://127.0.0.1/</link><description>bench</description>"]
-    for n, (link, headline) in enumerate(entries):
+    for n, (link, headline, lede) in enumerate(entries):
         date = formatdate(time.time() - 3600 - n * 60, usegmt=True)
-        parts.append(f"<item><title>{headline}</title><link>{link}</link><guid>{link}</guid>"
-                     f"<pubDate>{date}</pubDate><description>Entry {n} of {title}.</description></item>")
+        parts.append(f"<item><title>{escape(headline)}</title><link>{link}</link><guid>{link}</guid>"
+                     f"<pubDate>{date}</pubDate><description>{escape(lede)}</description></item>")
     parts.append("</channel></rss>")
     return "".join(parts).encode("utf-8")
 
@@ -79,12 +89,12 @@ def rss(entries: list[tuple[str, str]], title: str) -> bytes:
 def serve(conn, pages: dict[str, bytes], feed_specs: dict[str, tuple[str, list]]) -> None:
     """Child process: the Site serving pages and feeds; answers ("hits"), ("reset"), ("etags", on).
 
-    feed_specs: feed path -> (title, [(article path, headline)]); links get the site's own port.
+    feed_specs: feed path -> (title, [(article path, headline, lede)]); links get the site's own port.
     """
     from tests.servers import Site
 
     site = Site().start()
-    feeds = {path: rss([(site.url(link), headline) for link, headline in entries], title)
+    feeds = {path: rss([(site.url(link), headline, lede) for link, headline, lede in entries], title)
              for path, (title, entries) in feed_specs.items()}
 
     def add_feeds(with_etag: bool) -> None:
@@ -341,19 +351,23 @@ def main() -> None:
     for name, html in unique:  # keep the pages our extractor reads, so every row has full text
         body = strip_identity(html)
         try:
-            extract_article(body, "http://127.0.0.1/x.html")
+            article = extract_article(body, "http://127.0.0.1/x.html")
         except ParseError:
             continue
-        usable.append((name, body))
+        usable.append((name, body, entry_text(article)))
     per_feed = args.pages // args.feeds
     pages = {f"/a/{n}.html": usable[n % len(usable)][1] for n in range(per_feed * args.feeds)}
-    feeds = {f"/feeds/{f:02d}.xml": (f"Bench feed {f}", [(f"/a/{n}.html", f"Border report {n}")
+    # Each entry carries its page's own headline and first sentences, as a real feed does (with
+    # made-up ones, "Border report 17" / "Entry 17 of Bench feed 3.", the numbers they shared made
+    # all 2,000 items one story). The copies of one page are then one story of near-duplicates.
+    feeds = {f"/feeds/{f:02d}.xml": (f"Bench feed {f}", [(f"/a/{n}.html", *usable[n % len(usable)][2])
                                                          for n in range(f * per_feed, (f + 1) * per_feed)])
              for f in range(args.feeds)}
     aeb_keys = [f.name.removesuffix(".html.gz") for f in sorted((AEB / "html").glob("*.html.gz"))]
     aeb_pages = {f"/aeb/{k}.html": gzip.decompress((AEB / "html" / f"{k}.html.gz").read_bytes())
                  for k in aeb_keys}
-    feeds["/aeb/feed.xml"] = ("AEB", [(f"/aeb/{k}.html", f"AEB page {k[:8]}") for k in aeb_keys])
+    feeds["/aeb/feed.xml"] = ("AEB", [(f"/aeb/{k}.html", f"AEB page {k[:8]}", f"Page {k[:8]} of the AEB set.")
+                                      for k in aeb_keys])
     server = Server({**pages, **aeb_pages}, feeds)
     base = f"http://127.0.0.1:{server.port}"
     copies = [len(range(i, len(pages), len(usable))) for i in range(min(len(usable), len(pages)))]
