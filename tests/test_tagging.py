@@ -302,6 +302,19 @@ def test_look_alikes_in_languages_without_lists_are_not_relevant(shipped, title,
     assert not matcher_for(shipped).tag(title, lede, None, lang).relevant
 
 
+@pytest.mark.parametrize("title_start", [
+    "Jak przygotować migrację firmy do ERP",          # pl: moving a company's ERP to the cloud
+    "Jak przeprowadzić migrację danych",              # pl: data migration
+    "SAP S/4HANA Migration: Strategien",              # de: an SAP system migration
+    "La migración de rapaces",                        # es: raptors crossing the Strait
+    "La Migración de aves en el Estrecho",            # es: birds crossing the Strait
+])
+def test_system_and_bird_migration_is_not_relevant(shipped, title_start):
+    item = next(r for r in _labelled("test8") if r["title"].startswith(title_start))
+    assert not item["relevant"]
+    assert not matcher_for(shipped).tag(item["title"], item["lede"], None, item["lang"]).relevant
+
+
 def test_distractors_are_not_relevant(shipped):
     matcher = matcher_for(shipped)
     distractors = [r for r in _dev() if not r["relevant"]]
