@@ -17,6 +17,7 @@ import feedparser
 import nh3
 
 from monitor.errors import ParseError
+from monitor.feed_trailers import strip_trailers
 from monitor.urls import safe_url
 
 # feedparser's author/e-mail regexes are quadratic: a 64 KB author field costs ~30 s of CPU.
@@ -197,7 +198,7 @@ def _entry(raw: dict, feed_url: str, now: datetime | None) -> dict | None:
     return {
         "link": link,
         "title": html_to_text(raw.get("title"), MAX_TITLE),
-        "summary": html_to_text(summary, MAX_SUMMARY),
+        "summary": strip_trailers(html_to_text(summary, MAX_SUMMARY)),
         "published": published,
         "author": html_to_text(raw.get("author"), 300) or None,
         "guid": guid[:1000] if isinstance(guid, str) else None,

@@ -195,6 +195,49 @@ def test_titles_with_markup_and_unsafe_links():
     assert any("2 feed entries had no http(s) link" in w for w in result.warnings)
 
 
+@pytest.mark.parametrize(("name", "trailer", "kept_end"), [
+    ("feeder__rss_theguardian.xml", "Continue reading",
+     "to correct the name of the Saudi foreign minister."),
+    ("node-feedparser__wapowellness.xml", "Read full article", "and its poor eating habits."),
+    ("feeder__rdf_slashdot.xml", "Read more of this story at Slashdot",
+     "the pharmacist in charge."),
+    ("fastfeedparser__osm-pl.xml", "pochodzi z serwisu OpenStreetMap Polska",
+     "przestrzennych udostępnionych ..."),
+])
+def test_read_more_links_and_site_credits_are_cut_from_real_summaries(name, trailer, kept_end):
+    """What a feed appends to every summary ("Continue reading...", "The post X appeared first on
+    Y.") is not the article: it would show in search results and digest summaries."""
+    raw = feedparser.parse((FEEDS / "real" / name).read_bytes()).entries
+    assert any(trailer in html_to_text(e.get("summary", "")) for e in raw)
+    entries = parse_feed((FEEDS / "real" / name).read_bytes(), FEED_URL).entries
+    summaries = [e["summary"] for e in entries]
+    assert not any(trailer in s for s in summaries)
+    assert summaries[0].endswith(kept_end)
+
+
+@pytest.mark.parametrize(("summary", "stored"), [
+    ("We read more", "We read more"),                        # a sentence that ends so stays
+    ("He told them to read more books.", "He told them to read more books."),
+    ("Texte. Lire la suite", "Texte."),
+    ("Tekst. Czytaj dalej »", "Tekst."),
+    ("Sbarchi. L'articolo Sbarchi a Lampedusa proviene da Il Fatto.", "Sbarchi."),
+    ("Continue reading...", ""),
+])
+def test_read_more_is_cut_only_at_the_end_after_a_sentence(summary, stored):
+    data = _rss(f"<item><title>T</title><link>https://example.org/a</link>"
+                f"<description>{summary}</description></item>")
+    assert parse_feed(data, "https://example.org/feed").entries[0]["summary"] == stored
+
+
+def test_a_summary_of_read_more_links_is_cut_in_bounded_time():
+    data = _rss("".join(f"<item><title>T{n}</title><link>https://example.org/{n}</link>"
+                        f"<description>{'. Read more' * 400} The post x appeared first on y."
+                        "</description>"
+                        "</item>" for n in range(500)))
+    result, cpu = _cpu_parse(data)
+    assert len(result.entries) == 500 and cpu < CPU_BOUND
+
+
 def test_absurd_dates_are_dropped():
     data = _rss(
         "<item><title>Old</title><link>https://example.org/1</link>"
