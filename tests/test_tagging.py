@@ -315,6 +315,19 @@ def test_system_and_bird_migration_is_not_relevant(shipped, title_start):
     assert not matcher_for(shipped).tag(item["title"], item["lede"], None, item["lang"]).relevant
 
 
+@pytest.mark.parametrize(("title_start", "relevant"), [
+    ("Gela: al via le celebrazioni del 75esimo", False),     # it: the Allied landing of 1943
+    ("The Great Migration/River Crossings", False),          # en: wildebeest
+    ("Przemytnicy papierosów wpadli", False),                # pl: cigarette smuggling
+    ("FAQ: Windows 10 to Windows 11 migration", False),      # en: an operating system
+    ("In Berlin landet eine Chartermaschine mit 155", True),  # de: Afghans flown in, no migration word
+])
+def test_test9_homonyms_and_admission_flights(shipped, title_start, relevant):
+    item = next(r for r in _labelled("test9") if r["title"].startswith(title_start))
+    assert item["relevant"] is relevant
+    assert matcher_for(shipped).tag(item["title"], item["lede"], None, item["lang"]).relevant is relevant
+
+
 def test_distractors_are_not_relevant(shipped):
     matcher = matcher_for(shipped)
     distractors = [r for r in _dev() if not r["relevant"]]
