@@ -137,6 +137,14 @@ def _count_stems(db, docs: list[Doc], sign: int) -> None:
         [(stem, sign * n) for stem, n in counts.items()])
 
 
+def candidates_sql(keys: int) -> str:
+    """The stored items sharing most of a doc's `keys` candidate keys within a date range
+    (parameters: the keys, then the range); read from the cluster_keys_cover index alone."""
+    return f"""SELECT item_id FROM cluster_keys WHERE key IN ({",".join("?" * keys)})
+               AND at BETWEEN ? AND ? GROUP BY item_id ORDER BY count(*) DESC
+               LIMIT {MAX_CANDIDATES}"""
+
+
 def assign_clusters(db, settings, docs: list[Doc]) -> None:
     """Incremental: match each doc against stored fingerprints in the window; merge if it bridges."""
     if not docs:
@@ -160,11 +168,8 @@ def assign_clusters(db, settings, docs: list[Doc]) -> None:
         at = doc.at or 0.0
         doc.weigh(df)
         keys = keys_of(doc, df)
-        kmarks = ",".join("?" * len(keys))
         candidates = [r[0] for r in db.execute(
-            f"""SELECT item_id FROM cluster_keys WHERE key IN ({kmarks}) AND at BETWEEN ? AND ?
-                GROUP BY item_id ORDER BY count(*) DESC LIMIT {MAX_CANDIDATES}""",
-            [*keys, at - window, at + window])]
+            candidates_sql(len(keys)), [*keys, at - window, at + window])]
         linked: set[int] = set()
         if candidates:
             cmarks = ",".join("?" * len(candidates))

