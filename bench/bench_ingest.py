@@ -80,8 +80,9 @@ def rss(entries: list[tuple[str, str, str]], title: str) -> bytes:
              f"<title>{title}</title><link>http://127.0.0.1/</link><description>bench</description>"]
     for n, (link, headline, lede) in enumerate(entries):
         date = formatdate(time.time() - 3600 - n * 60, usegmt=True)
-        parts.append(f"<item><title>{escape(headline)}</title><link>{link}</link><guid>{link}</guid>"
-                     f"<pubDate>{date}</pubDate><description>{escape(lede)}</description></item>")
+        parts.append(f"<item><title>{escape(headline)}</title><link>{link}</link>"
+                     f"<guid>{link}</guid><pubDate>{date}</pubDate>"
+                     f"<description>{escape(lede)}</description></item>")
     parts.append("</channel></rss>")
     return "".join(parts).encode("utf-8")
 
@@ -89,12 +90,14 @@ def rss(entries: list[tuple[str, str, str]], title: str) -> bytes:
 def serve(conn, pages: dict[str, bytes], feed_specs: dict[str, tuple[str, list]]) -> None:
     """Child process: the Site serving pages and feeds; answers ("hits"), ("reset"), ("etags", on).
 
-    feed_specs: feed path -> (title, [(article path, headline, lede)]); links get the site's own port.
+    feed_specs: feed path -> (title, [(article path, headline, lede)]); links get the site's own
+    port.
     """
     from tests.servers import Site
 
     site = Site().start()
-    feeds = {path: rss([(site.url(link), headline, lede) for link, headline, lede in entries], title)
+    feeds = {path: rss([(site.url(link), headline, lede) for link, headline, lede in entries],
+                       title)
              for path, (title, entries) in feed_specs.items()}
 
     def add_feeds(with_etag: bool) -> None:
@@ -360,14 +363,15 @@ def main() -> None:
     # Each entry carries its page's own headline and first sentences, as a real feed does (with
     # made-up ones, "Border report 17" / "Entry 17 of Bench feed 3.", the numbers they shared made
     # all 2,000 items one story). The copies of one page are then one story of near-duplicates.
-    feeds = {f"/feeds/{f:02d}.xml": (f"Bench feed {f}", [(f"/a/{n}.html", *usable[n % len(usable)][2])
-                                                         for n in range(f * per_feed, (f + 1) * per_feed)])
+    feeds = {f"/feeds/{f:02d}.xml": (f"Bench feed {f}",
+                                     [(f"/a/{n}.html", *usable[n % len(usable)][2])
+                                      for n in range(f * per_feed, (f + 1) * per_feed)])
              for f in range(args.feeds)}
     aeb_keys = [f.name.removesuffix(".html.gz") for f in sorted((AEB / "html").glob("*.html.gz"))]
     aeb_pages = {f"/aeb/{k}.html": gzip.decompress((AEB / "html" / f"{k}.html.gz").read_bytes())
                  for k in aeb_keys}
-    feeds["/aeb/feed.xml"] = ("AEB", [(f"/aeb/{k}.html", f"AEB page {k[:8]}", f"Page {k[:8]} of the AEB set.")
-                                      for k in aeb_keys])
+    feeds["/aeb/feed.xml"] = ("AEB", [(f"/aeb/{k}.html", f"AEB page {k[:8]}",
+                                       f"Page {k[:8]} of the AEB set.") for k in aeb_keys])
     server = Server({**pages, **aeb_pages}, feeds)
     base = f"http://127.0.0.1:{server.port}"
     copies = [len(range(i, len(pages), len(usable))) for i in range(min(len(usable), len(pages)))]
