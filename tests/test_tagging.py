@@ -328,6 +328,57 @@ def test_test9_homonyms_and_admission_flights(shipped, title_start, relevant):
     assert matcher_for(shipped).tag(item["title"], item["lede"], None, item["lang"]).relevant is relevant
 
 
+# Real tuning items (test8, test9) whose concept had no rule in some language; each names the tags
+# it must get (+slug) and must not get (-slug).
+@pytest.mark.parametrize("lang,title,lede,expected", [
+    # it: a Libyan patrol boat firing at a migrant boat is a pushback, not an externalisation deal
+    ("it", "Libia, una motovedetta spara colpi di mitraglia su un barcone pieno di migranti.",
+     "Poi, non contenta, prova a speronarlo in alto mare.", ["+pushbacks", "-externalisation"]),
+    # es: rubber bullets fired at swimmers, and a trial
+    ("es", "16 guardias civiles serán juzgados por las muertes en El Tarajal en 2014",
+     "El Juzgado de Instrucción número 6 de Ceuta abre juicio oral a 16 agentes de la Guardia Civil "
+     "por posibles delitos de homicidio por imprudencia grave y de denegación de auxilio por su "
+     "actuación en El Tarajal en 2014, cuando dispararon balas de goma a un grupo de migrantes que se "
+     "encontraba en el mar, con el resultado de 15 personas muertas.", ["+pushbacks", "+courts"]),
+    # nl: sent back to their country of origin is a return, not a pushback
+    ("nl", 'Francken bevestigt: "Er zijn al Soedanezen teruggestuurd"',
+     "Staatssecretaris voor Asiel en Migratie Theo Francken (N-VA) bevestigt dat er al Soedanezen zijn "
+     "teruggestuurd naar hun land van herkomst, na de omstreden identificatiemissie van de Soedanese "
+     "administratie in ons land.", ["+returns", "-pushbacks"]),
+    # en: officers charged over a shipwreck
+    ("en", "Seventeen members of Greece’s Hellenic Coast Guard have been charged over the 2023 Pylos "
+     "shipwreck, one of the deadliest migrant boat disasters in the Mediterranean in the past decade.",
+     "The Adriana, an overcrowded fishing trawler carrying up to 750 migrants—many of them Syrian "
+     "refugees fleeing conflict and poverty—sank on June 14, 2023, shocking the international community.",
+     ["+courts", "+deaths-missing"]),
+    # fr: return hubs in third countries
+    ("fr", "Les « hubs de retour », la nouvelle idée de l’UE pour reléguer les migrants aux frontières de "
+     "l’Europe", "Face à la pression des partis d’extrême droite, l’Europe va durcir sa politique "
+     "d’immigration.", ["+externalisation"]),
+    # de: prevented from crossing the border
+    ("de", "Lettland hat seit Ausrufung des Notstands an der Grenze zum Nachbarland Belarus über 1.000 "
+     "Menschen am illegalen Übertreten der Grenze gehindert.", "Das EU-Mitgliedsland hatte am 10. August "
+     "wegen des Andrangs von Migranten aus dem Nahen Osten an der Grenze zu Belarus für drei Monate einen "
+     "Ausnahmezustand ausgerufen.", ["+pushbacks"]),
+    # sr: the Drina in its case forms is the Bosnia-Serbia border
+    ("sr", "Od četiri migranta koji su juče pokušali da pređu reku Drinu između Malog Zvornika i Zvornika, "
+     "uspeo je samo jedan, javlja dopisnik Srne sa lica mesta.", "Migranti su u 16.40 časova, držeći se "
+     "međusobno i pomoću štapova, uspeli da dođu do sredine reke, gde je matica jednog ponela nizvodno, pa "
+     "je uspeo da dođe do leve obale Drine.", ["+bosnia", "+arrivals"]),
+    # nl: Flemish civic integration is Belgian
+    ("nl", "Op 1 maart 2022 wijzigde de Vlaamse Regering het inburgeringsdecreet.",
+     "Door die wijziging breidde het inburgeringstraject ondertussen uit met twee onderdelen, naast de "
+     "bestaande onderdelen maatschappelijke oriëntatie en Nederlands leren met:",
+     ["+belgium", "-netherlands", "+integration"]),
+])
+def test_tuning_concepts_in_every_language(shipped, lang, title, lede, expected):
+    result = matcher_for(shipped).tag(title, lede, None, lang)
+    tags = result.slugs("region") | result.slugs("topic")
+    assert result.relevant
+    for want in expected:
+        assert (want[1:] in tags) is (want[0] == "+"), (want, sorted(tags))
+
+
 def test_distractors_are_not_relevant(shipped):
     matcher = matcher_for(shipped)
     distractors = [r for r in _dev() if not r["relevant"]]
