@@ -328,6 +328,19 @@ def test_test9_homonyms_and_admission_flights(shipped, title_start, relevant):
     assert matcher_for(shipped).tag(item["title"], item["lede"], None, item["lang"]).relevant is relevant
 
 
+@pytest.mark.parametrize(("title_start", "relevant"), [
+    ("Julian Assange se halla a la espera", False),          # es: diplomatic asylum in an embassy
+    ("Les cérémonies autour du 80ème anniversaire", False),  # fr: the Dunkirk evacuation of 1940
+    ("Glasaal onderzoek migratie knelpunt", False),          # nl: glass eels
+    ("En Belgique, un élu nationaliste condamné", True),     # fr: humanitarian visas sold
+    ("La storica visita di Papa Francesco", True),           # it: "viaggi della speranza"
+])
+def test_test10_diplomatic_asylum_and_humanitarian_visas(shipped, title_start, relevant):
+    item = next(r for r in _labelled("test10") if r["title"].startswith(title_start))
+    assert item["relevant"] is relevant
+    assert matcher_for(shipped).tag(item["title"], item["lede"], None, item["lang"]).relevant is relevant
+
+
 # Real tuning items (test8, test9) whose concept had no rule in some language; each names the tags
 # it must get (+slug) and must not get (-slug).
 @pytest.mark.parametrize("lang,title,lede,expected", [
