@@ -41,7 +41,16 @@ def read_labelled(path: Path) -> list[dict]:
 
 
 def format_report(report: dict) -> str:
-    out = [f"{report['n']} labelled items", f"relevance accuracy  {report['relevance_accuracy']:.3f}", ""]
+    intervals = report.get("intervals")
+
+    def interval(name: str) -> str:
+        if not intervals:
+            return ""
+        lo, hi = intervals[name]
+        return f"   ({intervals['level']:.0%} interval {lo:.3f}-{hi:.3f})"
+
+    accuracy = f"{report['relevance_accuracy']:.3f}{interval('relevance_accuracy')}"
+    out = [f"{report['n']} labelled items", f"relevance accuracy  {accuracy}", ""]
     for key in ("regions", "topics"):
         out.append(f"{key:<26} {'P':>6} {'R':>6} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}")
         for slug, f in report[key]["per_tag"].items():
@@ -49,8 +58,11 @@ def format_report(report: dict) -> str:
                        f"{f['tp']:4d} {f['fp']:4d} {f['fn']:4d}")
         m = report[key]["micro"]
         out.append(f"  {'micro-average':<24} {m['precision']:6.3f} {m['recall']:6.3f} {m['f1']:6.3f} "
-                   f"{m['tp']:4d} {m['fp']:4d} {m['fn']:4d}")
+                   f"{m['tp']:4d} {m['fp']:4d} {m['fn']:4d}{interval(key + '_f1')}")
         out.append("")
+    if intervals:
+        out.append(f"intervals: percentile bootstrap, {intervals['rounds']} resamples of the items "
+                   "(fixed seed); reports of one story counted as independent items")
     return "\n".join(out)
 
 
@@ -128,12 +140,16 @@ def register(cli: click.Group) -> None:
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--errors", "show_errors", is_flag=True, help="Also list each item tagged wrongly.")
     @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+    @click.option("--intervals", "rounds", type=click.IntRange(min=0), default=0,
+                  metavar="ROUNDS", help="Also print 95% bootstrap intervals of the three headline "
+                  "figures, from ROUNDS resamples of the items (1000 is enough).")
     @pass_app
-    def eval_cmd(app: AppContext, file: Path, show_errors: bool, as_json: bool) -> None:
+    def eval_cmd(app: AppContext, file: Path, show_errors: bool, as_json: bool,
+                 rounds: int) -> None:
         """Precision, recall and F1 per tag and micro-averaged, plus relevance accuracy."""
-        from monitor.tagging import evaluate
+        from monitor.tag_eval import evaluate
 
-        report = evaluate(app.config.taxonomy, read_labelled(file))
+        report = evaluate(app.config.taxonomy, read_labelled(file), rounds=rounds)
         if as_json:
             if not show_errors:
                 report.pop("errors")

@@ -13,7 +13,6 @@ import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import ahocorasick
 
@@ -504,62 +503,6 @@ def matcher_for(taxonomy: Taxonomy) -> Matcher:
 
 
 # -- evaluation (pure) ----------------------------------------------------------------------------
-
-def evaluate(taxonomy: Taxonomy, examples: Iterable[dict]) -> dict:
-    """Labelled items ({title, lede, lang, relevant, regions, topics}) -> precision/recall/F1.
-
-    Returns {"n", "relevance_accuracy", "regions": {"micro": {...}, "per_tag": {...}}, "topics": ...}
-    where each figure dict has tp, fp, fn, precision, recall, f1. Parents implied by a labelled
-    child count as labelled, exactly as tagging stores them.
-    """
-    matcher = matcher_for(taxonomy)
-    counts = {"region": {}, "topic": {}}
-    correct = n = 0
-    errors = []
-    for ex in examples:
-        n += 1
-        result = matcher.tag(ex.get("title"), ex.get("lede") or ex.get("summary"), ex.get("text"),
-                             ex.get("lang"))
-        gold_rel = bool(ex.get("relevant"))
-        correct += result.relevant == gold_rel
-        item_errors = {}
-        if result.relevant != gold_rel:
-            item_errors["relevant"] = {"gold": gold_rel, "predicted": result.relevant}
-        for kind, key in (("region", "regions"), ("topic", "topics")):
-            table = taxonomy.regions if kind == "region" else taxonomy.topics
-            gold = set()
-            for slug in ex.get(key) or ():
-                gold.add(slug)
-                if slug in table:
-                    gold.update(taxonomy.ancestors(kind, slug))
-            pred = result.slugs(kind)
-            for slug in gold | pred:
-                c = counts[kind].setdefault(slug, [0, 0, 0])
-                if slug in gold and slug in pred:
-                    c[0] += 1
-                elif slug in pred:
-                    c[1] += 1
-                else:
-                    c[2] += 1
-            if gold != pred:
-                item_errors[key] = {"missing": sorted(gold - pred), "extra": sorted(pred - gold)}
-        if item_errors:
-            errors.append({"title": ex.get("title"), **item_errors})
-    report: dict[str, Any] = {"n": n, "relevance_accuracy": correct / n if n else 0.0,
-                              "errors": errors}
-    for kind, key in (("region", "regions"), ("topic", "topics")):
-        per_tag = {slug: _prf(*c) for slug, c in sorted(counts[kind].items())}
-        total = [sum(c[i] for c in counts[kind].values()) for i in range(3)]
-        report[key] = {"micro": _prf(*total), "per_tag": per_tag}
-    return report
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict:
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
-
 
 # -- stored items ---------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ import pytest
 
 from monitor.config import load_config
 from monitor.store import open_db, save_items
-from monitor.tagging import evaluate, matcher_for, process_items
+from monitor.tag_eval import bootstrap_intervals, evaluate
+from monitor.tagging import matcher_for, process_items
 from monitor.taxonomy import parse_taxonomy
 from tests.helpers import DATA, ROOT, write_config
 
@@ -204,6 +205,20 @@ def test_evaluation_counts_precision_recall_and_f1():
     assert (m["tp"], m["fp"], m["fn"]) == (3, 1, 1)
     assert m["f1"] == pytest.approx(0.75)
     assert report["topics"]["micro"]["f1"] == 1.0
+
+
+def test_bootstrap_intervals_of_a_perfect_and_an_imperfect_set():
+    perfect = [(1, 1, 0, 0, 2, 0, 0)] * 50
+    iv = bootstrap_intervals(perfect, 200)
+    assert iv["relevance_accuracy"] == [1.0, 1.0] and iv["regions_f1"] == [1.0, 1.0]
+    # half the items wrong on relevance, regions right on half: the interval spans the middle
+    mixed = [(1, 1, 0, 0, 1, 0, 0), (0, 0, 1, 1, 0, 0, 1)] * 50
+    iv = bootstrap_intervals(mixed, 500)
+    lo, hi = iv["relevance_accuracy"]
+    assert 0.35 < lo < 0.5 < hi < 0.65
+    lo, hi = iv["topics_f1"]
+    assert lo < 2 / 3 < hi
+    assert bootstrap_intervals(mixed, 500) == iv
 
 
 def test_development_set_quality_does_not_regress(shipped):

@@ -68,6 +68,26 @@ def test_eval_prints_per_tag_and_micro_figures(config_path):
     assert "lampedusa" in proc.stdout and "pushbacks" in proc.stdout
 
 
+def test_eval_intervals_bracket_each_headline_figure(config_path):
+    # An analyst comparing two taxonomies needs to know how far a figure moves by chance alone.
+    path = str(DATA / "labelled" / "test10.jsonl")
+    proc = _run(config_path, "tags", "eval", "--json", "--intervals", "300", path)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    intervals = report["intervals"]
+    for name, point in (("relevance_accuracy", report["relevance_accuracy"]),
+                        ("regions_f1", report["regions"]["micro"]["f1"]),
+                        ("topics_f1", report["topics"]["micro"]["f1"])):
+        lo, hi = intervals[name]
+        assert lo < point < hi, name  # 240 items with errors: never a zero-width interval
+        assert hi - lo < 0.2, name
+    again = json.loads(_run(config_path, "tags", "eval", "--json", "--intervals", "300",
+                            path).stdout)
+    assert again["intervals"] == intervals  # fixed seed: the same file prints the same interval
+    text = _run(config_path, "tags", "eval", "--intervals", "300", path).stdout
+    assert text.count("95% interval") == 3 and "resamples" in text
+
+
 def test_eval_reports_a_broken_file_with_its_line(tmp_path, config_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"title": "ok", "lang": "en", "relevant": false, "regions": [], "topics": []}\n{nope\n')
