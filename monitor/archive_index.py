@@ -110,9 +110,11 @@ def _safe_day(text: str | None) -> str:
 
 
 def signature(db) -> tuple:
-    """Cheap to read, changes whenever items are added or tags rewritten."""
+    """Cheap to read, changes whenever items are added or tags rewritten (a curator's review
+    may only delete an old item's tags, or only change its relevance: its row counts too)."""
     return (
         db.execute("SELECT max(id) FROM items").fetchone()[0],
+        db.execute("SELECT max(id) FROM tag_reviews").fetchone()[0],
         db.execute("SELECT max(rowid) FROM item_tags").fetchone()[0],
         db.execute(
             "SELECT count(*) FROM item_tags WHERE rowid > "

@@ -778,7 +778,10 @@ def evidence_lines(evidence: Any) -> list[str]:
         evidence = [evidence]
     lines = []
     for entry in evidence or ():
-        if isinstance(entry, Mapping):
+        if isinstance(entry, Mapping) and entry.get("field") == "review":
+            lines.append(f"Set by {entry.get('reviewer')}’s review of "
+                         f"{str(entry.get('reviewed_at'))[:10]}")
+        elif isinstance(entry, Mapping):
             term = entry.get("term") or entry.get("terms") or "?"
             where = entry.get("field") or entry.get("where") or ""
             extra = ", ".join(

@@ -125,6 +125,13 @@ def register(cli: click.Group) -> None:
         for s in data["suppressed"]:
             why = s.get("reason") or "vetoed by " + ", ".join(f"'{v['term']}'" for v in s["vetoed_by"])
             click.echo(f"  not given: {s['kind']} {s['tag']} (score {s['score']:g}): {why}")
+        for i, r in enumerate(data["reviews"]):
+            answer = ("relevant; regions " + (", ".join(r["regions"]) or "none") + "; topics "
+                      + (", ".join(r["topics"]) or "none")) if r["relevant"] else "not relevant"
+            state = "applies" if i == 0 else "replaced"
+            note = f" ({r['note']})" if r["note"] else ""
+            click.echo(f"  reviewed by {r['reviewer']} at {r['reviewed_at']} ({state}): "
+                       f"{answer}{note}")
         if data["stale"]:
             click.echo("  (the stored tags differ from the current taxonomy: run `monitor retag`)")
         cluster = data["cluster"]
@@ -135,6 +142,38 @@ def register(cli: click.Group) -> None:
                 if member["id"] != data["id"]:
                     click.echo(f"      also: item {member['id']} [{member['source']}, "
                                f"{member['language'] or '?'}] {member['title']}")
+
+    @tags.command("review")
+    @click.argument("item_id", type=int)
+    @click.option("--relevant/--not-relevant", required=True,
+                  help="Whether the item is about migration, asylum or refugees.")
+    @click.option("--region", "regions", multiple=True, metavar="SLUG",
+                  help="A region of the item (repeat for several; a parent is implied).")
+    @click.option("--topic", "topics", multiple=True, metavar="SLUG",
+                  help="A topic of the item (repeat for several).")
+    @click.option("--by", "reviewer", required=True, help="Who reviewed it (name or account).")
+    @click.option("--note", default=None, help="Why, for the record.")
+    @pass_app
+    def review_cmd(app: AppContext, item_id: int, relevant: bool, regions: tuple[str, ...],
+                   topics: tuple[str, ...], reviewer: str, note: str | None) -> None:
+        """Set an item's relevance, regions and topics by hand; later tagging keeps them."""
+        from monitor.tag_reviews import record
+
+        review = record(app.db, app.config, item_id, relevant=relevant, regions=regions,
+                        topics=topics, reviewer=reviewer, note=note)
+        answer = (f"relevant, regions: {', '.join(review.regions) or 'none'}, topics: "
+                  f"{', '.join(review.topics) or 'none'}") if review.relevant else "not relevant"
+        click.echo(f"Item {item_id} reviewed by {review.reviewer}: {answer}. Its tags are "
+                   "stored; later ingests and `monitor retag` keep them.")
+
+    @tags.command("reviewed")
+    @pass_app
+    def reviewed_cmd(app: AppContext) -> None:
+        """Print every reviewed item as a labelled JSON line, for `monitor tags eval`."""
+        from monitor.tag_reviews import reviewed_examples
+
+        for example in reviewed_examples(app.db, app.config):
+            click.echo(json.dumps(example, ensure_ascii=False))
 
     @tags.command("eval")
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
@@ -166,6 +205,8 @@ def _evidence(ev: dict) -> str:
         return f"implied by {ev.get('implied_by')}"
     if ev.get("field") == "source":
         return "default of the item's source"
+    if ev.get("field") == "review":
+        return f"set by {ev.get('reviewer')}'s review of {str(ev.get('reviewed_at'))[:10]}"
     count = f" x{ev['count']}" if ev.get("count", 1) > 1 else ""
     lang = f" [{ev['lang']}]" if ev.get("lang") and ev.get("lang") != "any" else ""
     rule = f" ({ev['rule']})" if ev.get("rule") else ""

@@ -461,3 +461,26 @@ def m303_tagging_cluster_keys_cover(db: sqlite_utils.Database) -> None:
         DROP INDEX IF EXISTS cluster_keys_key;
         """
     )
+
+
+@migration
+def m304_tag_reviews(db: sqlite_utils.Database) -> None:
+    """A curator's verdict on one item's tags (issue 3): it overrides the tagger for that item at
+    every later ingest and `monitor retag`, and the reviewed items are a labelled set drawn from
+    the archive itself (`monitor tags reviewed`). The latest row of an item applies; the earlier
+    ones are its history."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS tag_reviews (
+            id INTEGER PRIMARY KEY,
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            relevant INTEGER NOT NULL,           -- 1: about migration or asylum; 0: not
+            regions TEXT NOT NULL,               -- JSON list of region slugs (parents implied)
+            topics TEXT NOT NULL,                -- JSON list of topic slugs
+            reviewer TEXT NOT NULL,
+            reviewed_at TEXT NOT NULL,
+            note TEXT
+        );
+        CREATE INDEX IF NOT EXISTS tag_reviews_item ON tag_reviews(item_id, id);
+        """
+    )

@@ -20,8 +20,8 @@ INTERVAL_SEED = 0  # fixed, so that the same file and taxonomy always print the 
 def evaluate(taxonomy: Taxonomy, examples: Iterable[dict], rounds: int = 0) -> dict:
     """Labelled items ({title, lede, lang, relevant, regions, topics}) -> precision/recall/F1.
 
-    Returns {"n", "relevance_accuracy", "regions": {"micro": {...}, "per_tag": {...}}, "topics": ...,
-    "errors"} where each figure dict has tp, fp, fn, precision, recall, f1. Parents implied by a
+    Returns {"n", "relevance_accuracy", "regions": {"micro": {...}, "per_tag": {...}},
+    "topics": ..., "errors"} where each figure dict has tp, fp, fn, precision, recall, f1. Parents implied by a
     labelled child count as labelled, exactly as tagging stores them. With `rounds` > 0 the report
     also has "intervals" (see `bootstrap_intervals`).
     """

@@ -529,10 +529,18 @@ def _load(db, config, item_ids: list[int]) -> list[dict]:
         cursor = db.execute(sql, [limit, *chunk])
         names = [d[0] for d in cursor.description]
         rows.extend(dict(zip(names, r, strict=True)) for r in cursor.fetchall())
+    from monitor.tag_reviews import latest_reviews
+
+    reviews = latest_reviews(db, [row["id"] for row in rows]) if rows else {}
+    for row in rows:
+        row["review"] = reviews.get(row["id"])
     return rows
 
 
 def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagResult]]:
+    """Each row tagged by the taxonomy, or as its latest review says where a curator reviewed it."""
+    from monitor.tag_reviews import apply_review
+
     matcher = matcher_for(config.taxonomy)
     languages = config.taxonomy.settings.languages
     out = []
@@ -545,8 +553,9 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
         if source not in defaults:
             defaults[source] = _source_defaults(config, source)
         regions, topics = defaults[source]
-        out.append((row, matcher.tag(row["title"], row["summary"], row["text"], row["language"],
-                                     regions, topics)))
+        result = matcher.tag(row["title"], row["summary"], row["text"], row["language"],
+                             regions, topics)
+        out.append((row, apply_review(result, row.get("review"), config.taxonomy)))
     return out
 
 
@@ -610,6 +619,16 @@ def process_items(db, config, item_ids: list[int]) -> None:
     with transaction(db):
         _write_tags(db, _verdicts(tagged), now_iso(), _tag_rows_of(tagged))
         cluster_store.assign_clusters(db, config.taxonomy.settings, docs)
+
+
+def retag_items(db, config, item_ids: list[int]) -> None:
+    """Tag these stored items again (after a review of their tags); their story clusters stay
+    until the next `monitor retag`. The caller holds the transaction."""
+    from monitor.store import now_iso
+
+    rows = _load(db, config, sorted({int(i) for i in item_ids}))
+    tagged = _tag_rows(config, rows, redetect=False)
+    _write_tags(db, _verdicts(tagged), now_iso(), _tag_rows_of(tagged))
 
 
 @dataclass
@@ -727,8 +746,11 @@ def explain(db, config, item_id: int) -> dict | None:
         return None
     row = rows[0]
     regions, topics = _source_defaults(config, row["source"])
-    live = matcher_for(config.taxonomy).tag(row["title"], row["summary"], row["text"],
-                                            row["language"], regions, topics, explain=True)
+    from monitor.tag_reviews import apply_review, history
+
+    live = apply_review(matcher_for(config.taxonomy).tag(
+        row["title"], row["summary"], row["text"], row["language"], regions, topics,
+        explain=True), row["review"], config.taxonomy)
     stored = db.execute("SELECT relevant, cluster_id, tagged_at FROM items WHERE id = ?",
                         [item_id]).fetchone()
     tags = []
@@ -749,6 +771,7 @@ def explain(db, config, item_id: int) -> dict | None:
         "tagged_at": stored[2],
         "tags": tags,
         "suppressed": live.suppressed,
+        "reviews": [r.as_dict() for r in history(db, item_id)],  # the latest first; it applies
         "stale": sorted((t.kind, t.slug) for t in live.tags) != sorted((t["kind"], t["tag"]) for t in tags),
         "cluster": cluster_store.cluster_info(db, stored[1]) if stored[1] is not None else None,
     }

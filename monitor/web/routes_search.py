@@ -194,7 +194,62 @@ def item_page(request: Request):
     item = aq.item_detail(get_db(request), get_config(request), item_id)
     if item is None:
         raise HTTPException(404, f"There is no item {item_id} in the archive.")
-    return render(request, "search/item.html", {"item": item, "labels": _labels(request)})
+    return _item_page(request, item)
+
+
+def _item_page(request: Request, item: dict, error: str | None = None, status: int = 200,
+               form: dict | None = None):
+    from monitor import tag_reviews
+
+    db, config = get_db(request), get_config(request)
+    reviews = tag_reviews.history(db, item["id"])
+    if form is None:  # the form starts from the item's stored answer
+        form = {"relevant": item.get("relevant") != 0,
+                "regions": {t["tag"] for t in item["tags"] if t["kind"] == "region"},
+                "topics": {t["tag"] for t in item["tags"] if t["kind"] == "topic"}, "note": ""}
+    return render(request, "search/item.html",
+                  {"item": item, "labels": _labels(request), "reviews": reviews, "error": error,
+                   "form": form, "region_tree": _region_tree(config.taxonomy)},
+                  status_code=status)
+
+
+def _region_tree(taxonomy) -> list[tuple[str, str, int]]:
+    """(slug, label, depth): each region followed by the regions within it."""
+    children: dict[str | None, list[str]] = {}
+    for slug, cat in taxonomy.regions.items():
+        children.setdefault(cat.within, []).append(slug)
+    out: list[tuple[str, str, int]] = []
+
+    def walk(parent: str | None, depth: int) -> None:
+        for slug in children.get(parent, ()):
+            out.append((slug, taxonomy.regions[slug].label, depth))
+            walk(slug, depth + 1)
+
+    walk(None, 0)
+    return out
+
+
+@require_role("curator")
+async def item_review(request: Request):
+    """A curator's answer for one item's tags (monitor.tag_reviews): stored, applied at once."""
+    from monitor import tag_reviews
+
+    item_id = request.path_params["item_id"]
+    db, config = get_db(request), get_config(request)
+    form = await request.form()
+    relevant = form.get("relevant") == "yes"
+    answer = {"relevant": relevant, "regions": set(map(str, form.getlist("region"))),
+              "topics": set(map(str, form.getlist("topic"))), "note": str(form.get("note", ""))}
+    if aq.item_detail(db, config, item_id) is None:
+        raise HTTPException(404, f"There is no item {item_id} in the archive.")
+    try:
+        tag_reviews.record(db, config, item_id, relevant=relevant,
+                           regions=answer["regions"] if relevant else (),
+                           topics=answer["topics"] if relevant else (),
+                           reviewer=current_user(request).username, note=answer["note"])
+    except tag_reviews.ReviewError as exc:
+        return _item_page(request, aq.item_detail(db, config, item_id), str(exc), 400, answer)
+    return see_other(f"/items/{item_id}#tags")
 
 
 @require_role(*ROLES)
@@ -251,6 +306,7 @@ routes = [
     Route("/search.json", export_json, methods=["GET"]),
     Route("/chart", chart_page, methods=["GET"]),
     Route("/items/{item_id:int}", item_page, methods=["GET"]),
+    Route("/items/{item_id:int}/review", item_review, methods=["POST"]),
     Route("/saved", saved_page, methods=["GET"]),
     Route("/saved", saved_create, methods=["POST"]),
     Route("/saved/{search_id:int}/delete", saved_delete, methods=["POST"]),
