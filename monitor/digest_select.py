@@ -219,8 +219,11 @@ def _stories(db: Any, config: Config, rows: list[dict]) -> list[dict]:
     ids = [r["id"] for r in rows]
     tags: dict[int, list[dict]] = {}
     outlets: dict[int, set[str]] = {}
+    reviewed: set[int] = set()
     for chunk in _chunks(ids):
         marks = ",".join("?" * len(chunk))
+        reviewed.update(r[0] for r in db.execute(
+            f"SELECT DISTINCT item_id FROM tag_reviews WHERE item_id IN ({marks})", list(chunk)))
         for item_id, kind, tag, score, evidence in db.execute(
             f"SELECT item_id, kind, tag, score, evidence FROM item_tags WHERE item_id IN ({marks})",
             list(chunk),
@@ -240,18 +243,22 @@ def _stories(db: Any, config: Config, rows: list[dict]) -> list[dict]:
         row["weight"] = source_weight(config, row["source"])
         row["outlets"] = outlets.get(row["id"], set()) | {row["source"]}
         by_story.setdefault(row["story"], []).append(row)
-    stories = [_story(config, members, tags) for members in by_story.values()]
+    stories = [_story(config, members, tags, reviewed) for members in by_story.values()]
     stories.sort(key=lambda s: s["rank"], reverse=True)
     return stories
 
 
-def _story(config: Config, members: list[dict], tags: dict[int, list[dict]]) -> dict:
+def _story(config: Config, members: list[dict], tags: dict[int, list[dict]],
+           reviewed: set[int] = frozenset()) -> dict:
     # The item shown: the most trusted outlet's, complete text first, earliest first.
     members.sort(key=lambda r: (-r["weight"], -int(bool(r["full_text"])), r["at"] or "", r["id"]))
     rep = members[0]
     all_outlets = set().union(*(m["outlets"] for m in members))
     story_tags: dict[tuple[str, str], dict] = {}
-    for member in members:
+    # A curator who corrected one report's tags corrected the story: where some of its reports
+    # were reviewed, their tags are the story's (the others' would put it back where it was).
+    tagged_by = [m for m in members if m["id"] in reviewed] or members
+    for member in tagged_by:
         for tag in tags.get(member["id"], []):
             key = (tag["kind"], tag["tag"])
             if key not in story_tags or tag["score"] > story_tags[key]["score"]:

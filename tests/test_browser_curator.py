@@ -180,3 +180,34 @@ def test_desk_works_without_javascript(browser, site_web):
     assert shown_in(page, slug)[:2] == [order[1], order[0]]
     page.screenshot(path=str(ARTIFACTS / "curator-desk-mobile-nojs.png"))
     context.close()
+
+
+def test_curator_corrects_a_story_region_and_the_draft_follows(site_web, page):
+    """On an item's page a curator moves a Mediterranean story to the Channel; the week's draft
+    then files it under The Channel, and a retag would keep it there."""
+    web, _ = site_web
+    web.add_user("cora", "curator")
+    story = next(s for s in web.db.stories if s["region"] == "central-med")
+    page.goto(f"/login?next=/items/{story['story']}")
+    page.get_by_label("User name").fill("cora")
+    page.get_by_label("Password").fill(web.users["cora"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/items/{story['story']}")
+    page.get_by_text("Correct the tags").click()
+    regions = page.get_by_role("group", name="Regions")
+    expect(regions.get_by_label("Central Mediterranean")).to_be_checked()
+    regions.get_by_label("Central Mediterranean").uncheck()
+    regions.get_by_label("The Channel").check()
+    page.get_by_label("Note (optional)").fill("Calais, not Lampedusa")
+    page.get_by_role("button", name="Save the review").click()
+    page.wait_for_url(f"**/items/{story['story']}#tags")
+    expect(page.locator(".review-status")).to_contain_text("Reviewed by cora")
+    expect(page.locator("table")).to_contain_text("The Channel")
+    page.screenshot(path=str(ARTIFACTS / "curator-item-review.png"))
+    assert not page.csp_errors, page.csp_errors
+
+    page.goto(f"/desk/{WEEK}")
+    page.get_by_role("button", name=f"Draft the issue for {WEEK}").click()
+    page.wait_for_selector("ol.entries li.entry")
+    assert story["story"] in stories_in(web, "channel")
+    assert story["story"] not in stories_in(web, "mediterranean")
