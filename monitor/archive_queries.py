@@ -781,6 +781,8 @@ def evidence_lines(evidence: Any) -> list[str]:
         if isinstance(entry, Mapping) and entry.get("field") == "review":
             lines.append(f"Set by {entry.get('reviewer')}’s review of "
                          f"{str(entry.get('reviewed_at'))[:10]}")
+        elif isinstance(entry, Mapping) and entry.get("field") == "home":
+            lines.append(f"The outlet’s country ({entry.get('term')}); no rule placed it elsewhere")
         elif isinstance(entry, Mapping):
             term = entry.get("term") or entry.get("terms") or "?"
             where = entry.get("field") or entry.get("where") or ""

@@ -205,6 +205,8 @@ def _evidence(ev: dict) -> str:
         return f"implied by {ev.get('implied_by')}"
     if ev.get("field") == "source":
         return "default of the item's source"
+    if ev.get("field") == "home":
+        return f"the outlet's country ({ev['term']}): no rule placed the item elsewhere"
     if ev.get("field") == "review":
         return f"set by {ev.get('reviewer')}'s review of {str(ev.get('reviewed_at'))[:10]}"
     count = f" x{ev['count']}" if ev.get("count", 1) > 1 else ""

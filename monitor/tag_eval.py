@@ -33,7 +33,7 @@ def evaluate(taxonomy: Taxonomy, examples: Iterable[dict], rounds: int = 0) -> d
     for ex in examples:
         n += 1
         result = matcher.tag(ex.get("title"), ex.get("lede") or ex.get("summary"), ex.get("text"),
-                             ex.get("lang"))
+                             ex.get("lang"), home=taxonomy.settings.home_region_of(ex.get("url")))
         gold_rel = bool(ex.get("relevant"))
         correct += result.relevant == gold_rel
         item_errors = {}

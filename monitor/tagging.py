@@ -150,8 +150,10 @@ class Matcher:
 
     def tag(self, title: str | None, summary: str | None = None, text: str | None = None,
             language: str | None = None, source_regions: Iterable[str] = (),
-            source_topics: Iterable[str] = (), explain: bool = False) -> TagResult:
-        """Tags and relevance of one item. Without `explain`, an item found not relevant (most
+            source_topics: Iterable[str] = (), explain: bool = False,
+            home: tuple[str, str] | None = None) -> TagResult:
+        """Tags and relevance of one item. `home` is (region, domain) of the outlet's country
+        (TaggingSettings.home_region_of): the region of a relevant item no rule places anywhere. Without `explain`, an item found not relevant (most
         items) is decided on its relevance alone and its TagResult.suppressed stays empty; with
         it, every category is weighed so that suppressed says what a NOT-group or a rule dropped,
         the relevance included. Tags and relevance are the same either way."""
@@ -226,10 +228,10 @@ class Matcher:
                     for _ in range(w):
                         start = ftext.index(" ", start + 1)
                     term_hits.append((action[1], fi, start, action[2], action[3], action[4]))
-        return self._decide(term_hits, nots, parts, source_regions, source_topics, explain)
+        return self._decide(term_hits, nots, parts, source_regions, source_topics, explain, home)
 
     def _decide(self, term_hits, nots, parts, source_regions, source_topics,
-                explain: bool) -> TagResult:
+                explain: bool, home: tuple[str, str] | None = None) -> TagResult:
         categories = self.categories
         by_cat: dict[int, list[tuple]] = {}
         for h in term_hits:
@@ -253,7 +255,7 @@ class Matcher:
                                  if entry is not None else [])
         scores = self._term_scores(by_cat)
         self._add_and_groups(scores, parts)
-        return self._verdicts(scores, nots, source_regions, source_topics)
+        return self._verdicts(scores, nots, source_regions, source_topics, home)
 
     def _passes(self, ci: int, entry: list, nots: dict) -> bool:
         """Whether a category's score gives it (as _verdicts decides, before `unless` and region
@@ -328,7 +330,7 @@ class Matcher:
             entry[3] = entry[3] or (fi != 2 and group.weight > 0)
 
     def _verdicts(self, scores: dict[int, list], nots: dict, source_regions,
-                  source_topics) -> TagResult:
+                  source_topics, home: tuple[str, str] | None = None) -> TagResult:
         categories = self.categories
         result_cats: dict[int, float] = {}
         suppressed = []
@@ -406,6 +408,13 @@ class Matcher:
                     chosen[(kind, slug)] = Tag(kind, slug, tables[kind][slug].threshold,
                                                [{"term": "source default", "field": "source",
                                                  "weight": 0}])
+        if home is not None and home[0] in tables["region"] and not any(
+                kind == "region" for kind, _ in chosen):
+            # a Belgian outlet's item on "the reception crisis" names no country: it is Belgium's
+            chosen[("region", home[0])] = Tag("region", home[0],
+                                              tables["region"][home[0]].threshold,
+                                              [{"term": f".{home[1]}", "field": "home",
+                                                "weight": 0}])
         ancestors = self._ancestors
         for (kind, slug), tag in list(chosen.items()):
             for parent in ancestors[(kind, slug)]:
@@ -506,7 +515,7 @@ def matcher_for(taxonomy: Taxonomy) -> Matcher:
 
 # -- stored items ---------------------------------------------------------------------------------
 
-_ITEM_SQL = """SELECT id, source, title, summary, substr(text, 1, ?) AS text, language,
+_ITEM_SQL = """SELECT id, source, url, title, summary, substr(text, 1, ?) AS text, language,
                       declared_language, published, fetched_at, full_text, tagged_at,
                       language AS stored_language, relevant AS stored_relevant
                FROM items WHERE id IN ({marks})"""
@@ -542,7 +551,8 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
     from monitor.tag_reviews import apply_review
 
     matcher = matcher_for(config.taxonomy)
-    languages = config.taxonomy.settings.languages
+    settings = config.taxonomy.settings
+    languages = settings.languages
     out = []
     defaults: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
     for row in rows:
@@ -554,7 +564,7 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
             defaults[source] = _source_defaults(config, source)
         regions, topics = defaults[source]
         result = matcher.tag(row["title"], row["summary"], row["text"], row["language"],
-                             regions, topics)
+                             regions, topics, home=settings.home_region_of(row["url"]))
         out.append((row, apply_review(result, row.get("review"), config.taxonomy)))
     return out
 
@@ -750,7 +760,8 @@ def explain(db, config, item_id: int) -> dict | None:
 
     live = apply_review(matcher_for(config.taxonomy).tag(
         row["title"], row["summary"], row["text"], row["language"], regions, topics,
-        explain=True), row["review"], config.taxonomy)
+        explain=True, home=config.taxonomy.settings.home_region_of(row["url"])),
+        row["review"], config.taxonomy)
     stored = db.execute("SELECT relevant, cluster_id, tagged_at FROM items WHERE id = ?",
                         [item_id]).fetchone()
     tags = []

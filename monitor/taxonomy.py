@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
 from monitor.language import DEFAULT_LANGUAGES, normalise
@@ -21,7 +22,7 @@ CATEGORY_KEYS = {"label", "within", "threshold", "terms", "not", "and", "focus",
                  "unless"}
 TAGGING_KEYS = {"relevance", "languages", "text_chars", "title_factor", "summary_factor",
                 "text_factor", "cluster_window_days", "cluster_text_similarity",
-                "cluster_anchor_similarity", "region_dominance"}
+                "cluster_anchor_similarity", "region_dominance", "home_regions"}
 
 @dataclass(frozen=True)
 class Term:
@@ -76,6 +77,20 @@ class TaggingSettings:
     cluster_text_similarity: float = 0.5
     cluster_anchor_similarity: float = 0.15
     region_dominance: float = 0.5  # a region scoring below this share of the best region is dropped
+    # (country-code top-level domain, region slug): a relevant item from an outlet under that
+    # domain that no rule places anywhere is about that country's own asylum system
+    home_regions: tuple[tuple[str, str], ...] = ()
+
+    def home_region_of(self, url: str | None) -> tuple[str, str] | None:
+        """(region slug, top-level domain) for an item's address, or None."""
+        if not self.home_regions or not url:
+            return None
+        host = urlsplit(url).hostname or ""
+        tld = host.rsplit(".", 1)[-1] if "." in host else ""
+        for domain, slug in self.home_regions:
+            if domain == tld:
+                return slug, tld
+        return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -293,7 +308,14 @@ def _settings(raw: Any, path: Path) -> TaggingSettings:
     for name in ("cluster_text_similarity", "cluster_anchor_similarity", "region_dominance"):
         if values[name] > 1:
             raise ConfigError(path, f"tagging.{name}", "is a similarity between 0 and 1")
-    return TaggingSettings(languages=tuple(languages), text_chars=text_chars, **values)
+    homes = raw.get("home_regions", {})
+    if not isinstance(homes, dict) or not all(
+            isinstance(k, str) and re.match(r"^[a-z]{2}$", k) and isinstance(v, str)
+            for k, v in homes.items()):
+        raise ConfigError(path, "tagging.home_regions", "must be a table of two-letter country "
+                          "domains to region slugs, e.g. { be = \"belgium\" }")
+    return TaggingSettings(languages=tuple(languages), text_chars=text_chars,
+                           home_regions=tuple(sorted(homes.items())), **values)
 
 
 def parse_taxonomy(raw: dict, path: Path) -> Taxonomy:
@@ -307,4 +329,8 @@ def parse_taxonomy(raw: dict, path: Path) -> Taxonomy:
     if tagging and "relevance" in tagging:
         relevance = _category("relevance", "relevance", tagging["relevance"], path, "tagging")
     settings = _settings({k: v for k, v in (tagging or {}).items() if k != "relevance"}, path)
+    for domain, slug in settings.home_regions:
+        if slug not in regions:
+            raise ConfigError(path, f"tagging.home_regions.{domain}",
+                              f"unknown region {slug!r}: no [regions.{slug}] is defined")
     return Taxonomy(regions=regions, topics=topics, relevance=relevance, settings=settings)

@@ -491,3 +491,36 @@ def test_source_defaults_apply_only_to_relevant_items(tmp_path):
         assert not list(db.query("SELECT * FROM item_tags WHERE item_id = ?", [ids[1]]))
     finally:
         db.close()
+
+
+def _labelled_by_title(name, start):
+    return next(r for r in _labelled(name) if r["title"].startswith(start))
+
+
+def test_a_belgian_or_dutch_outlet_places_an_item_no_rule_places(shipped, db, config):
+    # Real items: De Tijd on winter shelter for "all asylum seekers", NOS on the Dutch
+    # bed-bath-bread deal, and La DH on Sfax departures (placed by the rules: stays there).
+    tijd = _labelled_by_title("dev", "Met de winter in aantocht doemt opnieuw")
+    nos = _labelled_by_title("test9", "Uitgeprocedeerde asielzoekers mogen worden opgevangen")
+    sfax = _labelled_by_title("test2", "Sfax est cette année")
+    matcher, settings = matcher_for(shipped), shipped.settings
+
+    def regions(row, url):
+        return matcher.tag(row["title"], row["lede"], None, row["lang"],
+                           home=settings.home_region_of(url)).slugs("region")
+
+    assert regions(tijd, "https://www.tijd.be/politiek/x.html") == {"belgium"}
+    assert regions(tijd, "https://www.example.com/x.html") == set()  # no country, no guess
+    assert regions(nos, "https://nos.nl/artikel/1") == {"netherlands"}
+    assert "belgium" not in regions(sfax, "https://www.dhnet.be/actu/monde/x")
+    assert "central-med" in regions(sfax, "https://www.dhnet.be/actu/monde/x")
+
+    # at ingest the stored address decides (data only: nothing is fetched)
+    item = {**_items([tijd])[0], "url": "https://www.tijd.be/politiek/winter",
+            "url_keys": ["tijd.be/politiek/winter"]}
+    ids = [i for i, _ in save_items(db, [item])]
+    process_items(db, config, ids)
+    (tag, evidence), = db.execute("SELECT tag, evidence FROM item_tags WHERE item_id = ? AND "
+                                  "kind = 'region'", ids).fetchall()
+    assert tag == "belgium" and json.loads(evidence) == [{"term": ".be", "field": "home",
+                                                          "weight": 0}]

@@ -97,6 +97,18 @@ def test_empty_or_malformed_term_lists_are_refused(tmp_path, terms, key):
     assert err.key == key
 
 
+@pytest.mark.parametrize("homes, key, sentence", [
+    ({"be": "wallonia"}, "tagging.home_regions.be", "unknown region 'wallonia'"),
+    ({"BEL": "a"}, "tagging.home_regions", "two-letter country domains"),
+    ({"be": 3}, "tagging.home_regions", "two-letter country domains"),
+])
+def test_home_regions_naming_no_region_are_refused(tmp_path, homes, key, sentence):
+    path = write_config(tmp_path, regions=_regions(), digest={"sections": []},
+                        tagging={"home_regions": homes})
+    err = _error(path)
+    assert err.key == key and sentence in str(err)
+
+
 def test_empty_and_group_is_refused(tmp_path):
     table = {"label": "C", "terms": {"en": ["gamma"]}, "and": [{"all": [["boat"], []], "weight": 2}]}
     err = _error(write_config(tmp_path, regions=_regions(c=table), digest={"sections": []}))
