@@ -69,6 +69,7 @@ class Source:
     regions: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
     enabled: bool = True
+    relevant: bool = False  # every item is about migration (NGO and agency sources)
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,7 @@ def _is_network(text: str) -> bool:
 
 
 SOURCE_KEYS = {"name", "url", "kind", "language", "every", "full_text", "link_selector", "weight",
-               "regions", "topics", "enabled"}
+               "regions", "topics", "enabled", "relevant"}
 
 
 def _parse_sources(path: Path, raw_sources: Any) -> tuple[Source, ...]:
@@ -369,7 +370,7 @@ def _parse_sources(path: Path, raw_sources: Any) -> tuple[Source, ...]:
             every=r.duration("every", 3600.0), full_text=r.boolean("full_text", True),
             link_selector=link_selector, weight=r.number("weight", 1.0, 0),
             regions=r.strings("regions"), topics=r.strings("topics"),
-            enabled=r.boolean("enabled", True),
+            enabled=r.boolean("enabled", True), relevant=r.boolean("relevant", False),
         ))
     return tuple(sources)
 

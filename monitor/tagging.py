@@ -151,12 +151,15 @@ class Matcher:
     def tag(self, title: str | None, summary: str | None = None, text: str | None = None,
             language: str | None = None, source_regions: Iterable[str] = (),
             source_topics: Iterable[str] = (), explain: bool = False,
-            home: tuple[str, str] | None = None) -> TagResult:
-        """Tags and relevance of one item. `home` is (region, domain) of the outlet's country
-        (TaggingSettings.home_region_of): the region of a relevant item no rule places anywhere. Without `explain`, an item found not relevant (most
+            home: tuple[str, str] | None = None, source_relevant: bool = False) -> TagResult:
+        """Tags and relevance of one item. Without `explain`, an item found not relevant (most
         items) is decided on its relevance alone and its TagResult.suppressed stays empty; with
         it, every category is weighed so that suppressed says what a NOT-group or a rule dropped,
-        the relevance included. Tags and relevance are the same either way."""
+        the relevance included. Tags and relevance are the same either way.
+
+        `home` is (region, domain) of the outlet's country (TaggingSettings.home_region_of): the
+        region of a relevant item that no rule places anywhere. `source_relevant`: the item's
+        source is about migration whatever the item's words (a source's `relevant = true`)."""
         ftexts = self._fields(title, summary, text)
         table = self._table(self.languages_for(language))
         scan = self.automaton.iter
@@ -228,10 +231,12 @@ class Matcher:
                     for _ in range(w):
                         start = ftext.index(" ", start + 1)
                     term_hits.append((action[1], fi, start, action[2], action[3], action[4]))
-        return self._decide(term_hits, nots, parts, source_regions, source_topics, explain, home)
+        return self._decide(term_hits, nots, parts, source_regions, source_topics, explain, home,
+                            source_relevant)
 
     def _decide(self, term_hits, nots, parts, source_regions, source_topics,
-                explain: bool, home: tuple[str, str] | None = None) -> TagResult:
+                explain: bool, home: tuple[str, str] | None = None,
+                source_relevant: bool = False) -> TagResult:
         categories = self.categories
         by_cat: dict[int, list[tuple]] = {}
         for h in term_hits:
@@ -241,7 +246,7 @@ class Matcher:
             else:
                 hits.append(h)
         relevance = self.taxonomy.relevance
-        if relevance is not None and not explain:
+        if relevance is not None and not explain and not source_relevant:
             # Most items are not about migration at all: decide relevance first and stop there.
             rel_index = len(categories) - 1
             hits_list = by_cat.get(rel_index)
@@ -255,7 +260,7 @@ class Matcher:
                                  if entry is not None else [])
         scores = self._term_scores(by_cat)
         self._add_and_groups(scores, parts)
-        return self._verdicts(scores, nots, source_regions, source_topics, home)
+        return self._verdicts(scores, nots, source_regions, source_topics, home, source_relevant)
 
     def _passes(self, ci: int, entry: list, nots: dict) -> bool:
         """Whether a category's score gives it (as _verdicts decides, before `unless` and region
@@ -330,7 +335,8 @@ class Matcher:
             entry[3] = entry[3] or (fi != 2 and group.weight > 0)
 
     def _verdicts(self, scores: dict[int, list], nots: dict, source_regions,
-                  source_topics, home: tuple[str, str] | None = None) -> TagResult:
+                  source_topics, home: tuple[str, str] | None = None,
+                  source_relevant: bool = False) -> TagResult:
         categories = self.categories
         result_cats: dict[int, float] = {}
         suppressed = []
@@ -388,6 +394,10 @@ class Matcher:
             rel_score = entry[0] if entry is not None else 0.0
             rel_evidence = _evidence(entry, unsorted=True) if entry is not None else []
             relevant = rel_index in result_cats
+            if source_relevant and not relevant:
+                relevant = True
+                rel_evidence = [*rel_evidence, {"term": "source default", "field": "source",
+                                                "weight": 0, "count": 1}]
         else:
             relevant = any(categories[ci].kind == "topic" for ci in result_cats)
             rel_score, rel_evidence = (1.0 if relevant else 0.0), []
@@ -521,12 +531,13 @@ _ITEM_SQL = """SELECT id, source, url, title, summary, substr(text, 1, ?) AS tex
                FROM items WHERE id IN ({marks})"""
 
 
-def _source_defaults(config, name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _source_defaults(config, name: str) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """A source's default regions and topics, and whether all its items are relevant."""
     try:
         source = config.source(name)
     except KeyError:
-        return (), ()
-    return source.regions, source.topics
+        return (), (), False
+    return source.regions, source.topics, source.relevant
 
 
 def _load(db, config, item_ids: list[int]) -> list[dict]:
@@ -554,7 +565,7 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
     settings = config.taxonomy.settings
     languages = settings.languages
     out = []
-    defaults: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    defaults: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
     for row in rows:
         if redetect or not row["language"] or row["tagged_at"] is None:
             sample = " ".join(clean(x)[:600] for x in (row["title"], row["summary"], row["text"]) if x)
@@ -562,9 +573,10 @@ def _tag_rows(config, rows: list[dict], redetect: bool) -> list[tuple[dict, TagR
         source = row["source"]
         if source not in defaults:
             defaults[source] = _source_defaults(config, source)
-        regions, topics = defaults[source]
+        regions, topics, relevant = defaults[source]
         result = matcher.tag(row["title"], row["summary"], row["text"], row["language"],
-                             regions, topics, home=settings.home_region_of(row["url"]))
+                             regions, topics, home=settings.home_region_of(row["url"]),
+                             source_relevant=relevant)
         out.append((row, apply_review(result, row.get("review"), config.taxonomy)))
     return out
 
@@ -755,12 +767,13 @@ def explain(db, config, item_id: int) -> dict | None:
     if not rows:
         return None
     row = rows[0]
-    regions, topics = _source_defaults(config, row["source"])
+    regions, topics, relevant = _source_defaults(config, row["source"])
     from monitor.tag_reviews import apply_review, history
 
     live = apply_review(matcher_for(config.taxonomy).tag(
         row["title"], row["summary"], row["text"], row["language"], regions, topics,
-        explain=True, home=config.taxonomy.settings.home_region_of(row["url"])),
+        explain=True, home=config.taxonomy.settings.home_region_of(row["url"]),
+        source_relevant=relevant),
         row["review"], config.taxonomy)
     stored = db.execute("SELECT relevant, cluster_id, tagged_at FROM items WHERE id = ?",
                         [item_id]).fetchone()

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from monitor.config import load_config
+from monitor.errors import ConfigError
 from monitor.store import open_db, save_items
 from monitor.tag_eval import bootstrap_intervals, evaluate
 from monitor.tagging import matcher_for, process_items
@@ -524,3 +525,33 @@ def test_a_belgian_or_dutch_outlet_places_an_item_no_rule_places(shipped, db, co
                                   "kind = 'region'", ids).fetchall()
     assert tag == "belgium" and json.loads(evidence) == [{"term": ".be", "field": "home",
                                                           "weight": 0}]
+
+
+def test_a_source_about_migration_makes_every_item_relevant(tmp_path):
+    # A real test10 item whose title and lede name no migrant: "Un monumento a Lampedusa per i
+    # morti del Mediterraneo". From a source about migration it is relevant; from a paper, not.
+    path = write_config(tmp_path, sources=[
+        {"name": "council", "url": "http://127.0.0.1/feed", "relevant": True,
+         "regions": ["eastern-med"]},
+        {"name": "paper", "url": "http://127.0.0.1/other"}])
+    config = load_config(path)
+    row = _labelled_by_title("test10", "Un monumento a Lampedusa per i morti")
+    items = [{**item, "source": source} for item, source in
+             zip(_items([row, row], prefix="p"), ("council", "paper"), strict=True)]
+    db = open_db(config.storage.database)
+    try:
+        ids = [i for i, _ in save_items(db, items)]
+        process_items(db, config, ids)
+        relevant = dict(db.execute("SELECT source, relevant FROM items").fetchall())
+        assert relevant == {"council": 1, "paper": 0}
+        tags = db.execute("SELECT tag, evidence FROM item_tags WHERE item_id = ?",
+                          [ids[0]]).fetchall()
+        assert ("eastern-med", json.dumps([{"term": "source default", "field": "source",
+                                            "weight": 0}])) in tags
+    finally:
+        db.close()
+    bad = write_config(tmp_path / "bad", sources=[
+        {"name": "council", "url": "http://127.0.0.1/feed", "relevant": "yes"}])
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert "relevant" in str(info.value)
