@@ -43,11 +43,20 @@ def parse_week(text: str) -> str:
 
 
 def week_of(config: Config, now: datetime | None = None) -> str:
-    """The ISO week of `now` in the digest's time zone."""
+    """The issue being gathered at `now`: the one whose stories window contains it.
+
+    That is the ISO week of `now` in the digest's time zone until that week's send time, and the
+    next week from then on: after Friday's send, new items belong to next Friday's issue, so the
+    desk, `digest draft` and the demo must not keep offering the issue that has just closed.
+    """
     now = now or datetime.now(UTC)
     local = now.astimezone(ZoneInfo(config.digest.timezone))
     year, week, _ = local.isocalendar()
-    return f"{year}-W{week:02d}"
+    name = f"{year}-W{week:02d}"
+    if now >= issue_times(config, name)["send_at"]:
+        year, week, _ = (local + timedelta(days=7)).isocalendar()
+        name = f"{year}-W{week:02d}"
+    return name
 
 
 def _local_at(config: Config, week: str, day: str, clock: str) -> datetime:

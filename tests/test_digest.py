@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor import digest
-from monitor.digest_select import issue_times, parse_week, sentences, summarise
+from monitor.digest_select import iso, issue_times, parse_week, sentences, summarise, week_of
 from monitor.errors import DigestError
 from tests.fixtures_digest import NOW, WEEK, WINDOW_START, corpus_articles, fill_week
 
@@ -33,6 +33,30 @@ def test_week_window_is_the_seven_days_up_to_send_time(digest_config):
     spring = issue_times(digest_config, "2026-W14")
     assert spring["send_at"] == datetime(2026, 4, 3, 8, 0, tzinfo=UTC)
     assert spring["window_start"] == datetime(2026, 3, 27, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("now", "week"), [
+    (datetime(2026, 11, 30, 12, 0, tzinfo=UTC), "2026-W49"),  # Monday
+    (datetime(2026, 12, 4, 8, 59, tzinfo=UTC), "2026-W49"),   # Friday, a minute before the send
+    (datetime(2026, 12, 4, 9, 0, tzinfo=UTC), "2026-W50"),    # the send: new items are next week's
+    (datetime(2026, 12, 6, 22, 0, tzinfo=UTC), "2026-W50"),   # Sunday night, still ISO week 49
+    (datetime(2026, 12, 31, 23, 0, tzinfo=UTC), "2026-W53"),  # New Year's Eve (local: 1 January)
+])
+def test_the_default_issue_is_the_one_whose_window_holds_now(digest_config, now, week):
+    assert week_of(digest_config, now) == week
+    times = issue_times(digest_config, week)
+    assert times["window_start"] <= now < times["window_end"]
+
+
+def test_after_the_send_a_draft_without_week_gathers_next_weeks_items(digest_db, digest_config):
+    # An item fetched on Friday afternoon, after the 10:00 send, is in no closed issue: drafting
+    # "this week" then must not answer that the week is empty.
+    after_send = datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
+    digest_db.execute("UPDATE items SET published = NULL, fetched_at = ? WHERE id = "
+                      "(SELECT min(id) FROM items WHERE relevant = 1)", [iso(after_send)])
+    issue = digest.draft_issue(digest_db, digest_config, now=after_send)
+    assert issue["week"] == "2026-W50"
+    assert _view(digest_db, digest_config, issue)["story_count"] >= 1
 
 
 @pytest.mark.parametrize("text", ["2026-49", "W49", "2026-W54", "next week"])
