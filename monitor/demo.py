@@ -94,15 +94,15 @@ def write_demo_config(base: str, data_dir: Path = DATA) -> Path:
     return path
 
 
-def run_demo(port: int = 0, keep: bool = False) -> None:
+def run_demo(port: int = 0, keep: bool = False, data_dir: Path = DATA) -> None:
     if not (SNAPSHOT / "sources.json").exists():
         raise MonitorError(f"The demo snapshot is missing ({SNAPSHOT}); run from a clone of the project.")
-    if DATA.exists() and not keep:
-        shutil.rmtree(DATA)
+    if data_dir.exists() and not keep:
+        shutil.rmtree(data_dir)
     from monitor.crawl.runner import run_sources
 
     with _SnapshotServer(SNAPSHOT, port) as server:
-        config_path = write_demo_config(server.base)
+        config_path = write_demo_config(server.base, data_dir)
         config = load_config(config_path)
         click.secho(f"Demo: {len(config.sources)} sources served from {SNAPSHOT.name}/ on "
                     f"{server.base} (offline).", bold=True)
@@ -120,11 +120,11 @@ def run_demo(port: int = 0, keep: bool = False) -> None:
     for outcome in outcomes:
         click.echo("  " + outcome.line())
     db = store.open_db(config.storage.database)
-    _summary(db, config, config_path)
+    _summary(db, config, config_path, data_dir)
     db.close()
 
 
-def _summary(db, config, config_path: Path) -> None:
+def _summary(db, config, config_path: Path, data_dir: Path) -> None:
     total = db.execute("SELECT count(*) FROM items").fetchone()[0]
     full = db.execute("SELECT count(*) FROM items WHERE full_text = 1").fetchone()[0]
     relevant = db.execute("SELECT count(*) FROM items WHERE relevant = 1").fetchone()[0]
@@ -148,7 +148,7 @@ def _summary(db, config, config_path: Path) -> None:
         click.echo("  topics:  " + ", ".join(f"{tag} {n}" for tag, n in topics))
     click.echo(f"  {stories} stories reported by more than one outlet; {failed} source(s) failing "
                "(see `monitor sources`).")
-    preview = _draft_digest(db, config)
+    preview = _draft_digest(db, config, data_dir)
     cfg = f"--config {config_path.relative_to(Path.cwd()) if config_path.is_relative_to(Path.cwd()) else config_path}"
     click.echo()
     click.secho("Explore it", bold=True)
@@ -162,7 +162,7 @@ def _summary(db, config, config_path: Path) -> None:
     click.echo(f"  datasette {config.storage.database}   (or: monitor {cfg} datasette)")
 
 
-def _draft_digest(db, config) -> Path | None:
+def _draft_digest(db, config, data_dir: Path) -> Path | None:
     try:
         from monitor import digest, render
     except ImportError:
@@ -173,7 +173,7 @@ def _draft_digest(db, config) -> Path | None:
     except MonitorError as exc:
         click.echo(f"  digest: {exc}")
         return None
-    path = DATA / "digest-preview.html"
+    path = data_dir / "digest-preview.html"
     path.write_text(html, encoding="utf-8")
     count = db.execute("SELECT count(*) FROM digest_entries WHERE digest_id = ? AND included = 1",
                        [issue["id"]]).fetchone()[0] if "digest_entries" in db.table_names() else "?"
