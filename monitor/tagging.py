@@ -370,7 +370,9 @@ class Matcher:
 
         # A region only when the item is chiefly about it: drop regions far weaker than the best
         # other place. A region's parent or child is the same place seen wider or closer, so it
-        # never outweighs it (Lampedusa is not "much weaker" than a strong central-med).
+        # never outweighs it (Lampedusa is not "much weaker" than a strong central-med). A region
+        # with a dominance_weight below 1 (the EU: Frontex, the Commission) weighs less against
+        # a place, since an EU act at a border still happens at that border.
         region_scores = {ci: sc for ci, sc in result_cats.items()
                          if categories[ci].kind == "region"}
         if len(region_scores) > 1:
@@ -378,7 +380,8 @@ class Matcher:
                          for ci in region_scores}
             for ci, sc in region_scores.items():
                 slug = categories[ci].slug
-                best = max((s2 for c2, s2 in region_scores.items() if c2 != ci
+                best = max((s2 * categories[c2].dominance_weight
+                            for c2, s2 in region_scores.items() if c2 != ci
                             and categories[c2].slug not in ancestors[ci]
                             and slug not in ancestors[c2]), default=0.0)
                 if sc < self.settings.region_dominance * best:

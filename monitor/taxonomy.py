@@ -19,7 +19,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _LANG = re.compile(r"^([a-z]{2}|any)$")
 _WEIGHT = re.compile(r"^(.*?)\s*:\s*(-?\d+(?:\.\d+)?)\s*$")
 CATEGORY_KEYS = {"label", "within", "threshold", "terms", "not", "and", "focus", "description",
-                 "unless"}
+                 "unless", "dominance_weight"}
 TAGGING_KEYS = {"relevance", "languages", "text_chars", "title_factor", "summary_factor",
                 "text_factor", "cluster_window_days", "cluster_text_similarity",
                 "cluster_anchor_similarity", "region_dominance", "home_regions"}
@@ -60,6 +60,9 @@ class Category:
     not_terms: tuple[Term, ...] = ()
     and_groups: tuple[AndGroup, ...] = ()
     unless: tuple[str, ...] = ()  # not given when one of these (same kind) is given
+    # regions: the share of this region's score that counts when another region is weighed
+    # against it as the item's main place (see region_dominance)
+    dominance_weight: float = 1.0
 
     @property
     def key(self) -> str:
@@ -248,9 +251,15 @@ def _category(slug: str, kind: str, table: Any, path: Path, prefix: str) -> Cate
     unless = table.get("unless", [])
     if not isinstance(unless, list) or not all(isinstance(u, str) for u in unless):
         raise ConfigError(path, f"{key}.unless", f"must be a list of other {kind} slugs")
+    dominance_weight = _number(table, "dominance_weight", 1.0, path, key)
+    if "dominance_weight" in table and kind != "region":
+        raise ConfigError(path, f"{key}.dominance_weight", "applies to regions only")
+    if not 0 < dominance_weight <= 1:
+        raise ConfigError(path, f"{key}.dominance_weight", "must be greater than 0 and at most 1")
     return Category(slug=slug, kind=kind, label=label, within=within, threshold=threshold,
                     focus=focus, terms=tuple(terms), not_terms=tuple(not_terms),
-                    and_groups=tuple(and_groups), unless=tuple(unless))
+                    and_groups=tuple(and_groups), unless=tuple(unless),
+                    dominance_weight=dominance_weight)
 
 
 def _tree(path: Path, kind_key: str, raw: Any, kind: str, other_slugs: set[str]) -> dict:

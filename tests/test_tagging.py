@@ -60,6 +60,22 @@ def test_passing_mention_in_the_body_is_not_enough_for_a_region():
     assert ("region", "island") in tags
 
 
+def test_a_much_weaker_place_is_dropped_but_an_eu_act_at_a_border_keeps_the_border():
+    regions = {"eu": {"label": "EU", "threshold": 3, "terms": {"en": ["Frontex:3", "EU:1"]}},
+               "balkans": {"label": "Balkans", "threshold": 3, "terms": {"en": ["Hungary:2"]}},
+               "med": {"label": "Med", "threshold": 3, "terms": {"en": ["Libya:2"]}}}
+    tax = _taxonomy(regions)
+    title, lede = "Frontex leaves Hungary", "Frontex, the EU border agency, ends its migrant work."
+    # Libya 4 against Frontex and EU 9: below half of it, so dropped
+    tags, result = _tags(tax, title.replace("Hungary", "Libya"), lede)
+    assert ("region", "med") not in tags
+    assert any(s["tag"] == "med" and "much weaker" in s["reason"] for s in result.suppressed)
+    # the same scores with the EU weighed at 0.7 (6.3, half of it 3.15): Hungary stays
+    regions["eu"]["dominance_weight"] = 0.7
+    tags, _ = _tags(_taxonomy(regions), title, lede)
+    assert {("region", "eu"), ("region", "balkans")} <= tags
+
+
 def test_non_relevant_items_get_no_tags():
     tags, result = _tags(_taxonomy(ISLAND), "Lampedusa beaches are full of tourists")
     assert not result.relevant and tags == set()

@@ -109,6 +109,14 @@ def test_home_regions_naming_no_region_are_refused(tmp_path, homes, key, sentenc
     assert err.key == key and sentence in str(err)
 
 
+@pytest.mark.parametrize("value, sentence", [(0, "greater than 0"), (1.5, "at most 1"),
+                                              ("half", "must be a number")])
+def test_dominance_weight_outside_zero_to_one_is_refused(tmp_path, value, sentence):
+    table = {"label": "C", "terms": {"en": ["gamma"]}, "dominance_weight": value}
+    err = _error(write_config(tmp_path, regions=_regions(c=table), digest={"sections": []}))
+    assert err.key == "regions.c.dominance_weight" and sentence in str(err)
+
+
 def test_empty_and_group_is_refused(tmp_path):
     table = {"label": "C", "terms": {"en": ["gamma"]}, "and": [{"all": [["boat"], []], "weight": 2}]}
     err = _error(write_config(tmp_path, regions=_regions(c=table), digest={"sections": []}))
