@@ -117,6 +117,12 @@ def test_dominance_weight_outside_zero_to_one_is_refused(tmp_path, value, senten
     assert err.key == "regions.c.dominance_weight" and sentence in str(err)
 
 
+def test_dominance_weight_on_a_topic_is_refused(tmp_path):
+    topics = {"t": {"label": "T", "terms": {"en": ["gamma"]}, "dominance_weight": 0.5}}
+    err = _error(write_config(tmp_path, regions=_regions(), topics=topics, digest={"sections": []}))
+    assert err.key == "topics.t.dominance_weight" and "regions only" in str(err)
+
+
 def test_empty_and_group_is_refused(tmp_path):
     table = {"label": "C", "terms": {"en": ["gamma"]}, "and": [{"all": [["boat"], []], "weight": 2}]}
     err = _error(write_config(tmp_path, regions=_regions(c=table), digest={"sections": []}))
