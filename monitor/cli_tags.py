@@ -175,6 +175,24 @@ def register(cli: click.Group) -> None:
         for example in reviewed_examples(app.db, app.config):
             click.echo(json.dumps(example, ensure_ascii=False))
 
+    @tags.command("lint")
+    @click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+    @pass_app
+    def lint_cmd(app: AppContext, files: tuple[Path, ...]) -> None:
+        """Terms listed twice, and (given labelled FILES) wildcards reaching list-less languages."""
+        from monitor.taxonomy_lint import foreign_wildcard_matches, repeated_terms
+
+        repeated = repeated_terms(app.config.taxonomy)
+        examples = [example for file in files for example in read_labelled(file)]
+        wildcards = foreign_wildcard_matches(app.config.taxonomy, examples) if examples else []
+        for finding in repeated + wildcards:
+            click.echo(f"{finding.where}: {finding.message}")
+        checked = f"; wildcards checked against {len(examples)} items" if examples else ""
+        click.echo(f"{len(repeated)} repeated terms, {len(wildcards)} wildcards matching words "
+                   f"of languages without lists{checked}.")
+        if repeated:
+            sys.exit(1)
+
     @tags.command("eval")
     @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
     @click.option("--errors", "show_errors", is_flag=True, help="Also list each item tagged wrongly.")
